@@ -1,0 +1,50 @@
+"""Every dataset the pipeline reads or writes, each with one path built here.
+
+Paths are per logical date (`dt=YYYY-MM-DD`) under the target's bucket, so a re-run of a
+day replaces exactly that day's folder and nothing else.
+"""
+from __future__ import annotations
+
+from pool_classifier.targets import Target
+
+# Extract outputs: one Parquet folder per table per day.
+EXTRACT_TABLES = ("blocks", "outputs", "inputs")
+# Outputs of the features job.
+FEATURE_TABLES = ("address_features", "block_pools", "address_labels")
+
+
+def _day(target: Target, kind: str, name: str, ds: str) -> str:
+    return f"{target.bucket}/{kind}/{name}/dt={ds}"
+
+
+def extract_dir(target: Target, table: str, ds: str) -> str:
+    """One UTC day of `table` as extracted from crypto_bitcoin (Parquet)."""
+    if table not in EXTRACT_TABLES:
+        raise ValueError(f"unknown extract table {table!r}; expected one of {EXTRACT_TABLES}")
+    return _day(target, "extracts", table, ds)
+
+
+def extract_root(target: Target, table: str) -> str:
+    """Parent of every day of one extract table (read with `dt` as a partition column)."""
+    return f"{target.bucket}/extracts/{table}"
+
+
+def features_dir(target: Target, table: str, ds: str) -> str:
+    """Per-address features, per-block pool attribution, or address labels of one day."""
+    if table not in FEATURE_TABLES:
+        raise ValueError(f"unknown features table {table!r}; expected one of {FEATURE_TABLES}")
+    return _day(target, "features", table, ds)
+
+
+def models_root(target: Target) -> str:
+    """The model registry: one folder per model version."""
+    return f"{target.bucket}/models"
+
+
+def model_dir(target: Target, version: str) -> str:
+    return f"{models_root(target)}/{version}"
+
+
+def predictions_dir(target: Target, ds: str) -> str:
+    """Scores of every featured address for one day."""
+    return _day(target, "predictions", "address_scores", ds)

@@ -1,0 +1,114 @@
+"""extract: one UTC day of crypto_bitcoin blocks, outputs and inputs, as Parquet.
+
+The SQL lives in `include/sql/extract_<table>.sql`, in BigQuery's dialect, templated on
+the logical date (`{{ ds }}`) exactly as Airflow renders it. On the local target it is
+transpiled by sqlglot and run by DuckDB over the local warehouse; on BigQuery the same
+text runs as is.
+
+    python -m pool_classifier.extract --ds 2024-03-01
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from pool_classifier import datasets
+from pool_classifier.storage import publish_dir
+from pool_classifier.targets import SQL_DIR, Target, current_target
+from pool_classifier.warehouse import CATALOG
+
+# Sort keys make local files byte-identical between runs (DuckDB scans in parallel).
+SORT_KEYS = {
+    "blocks": "block_number",
+    "outputs": "block_number, transaction_hash, output_index",
+    "inputs": "block_number, transaction_hash, input_index",
+}
+
+
+class NoBlocksError(RuntimeError):
+    """The warehouse has no block for the logical date: nothing to extract."""
+
+
+def sql_path(table: str) -> Path:
+    return SQL_DIR / f"extract_{table}.sql"
+
+
+def render_sql(table: str, ds: str) -> str:
+    """The BigQuery SQL of one extract for the logical date `ds` (as Airflow renders it)."""
+    import jinja2
+
+    dt.date.fromisoformat(ds)  # refuse anything that is not a date before it reaches SQL
+    template = jinja2.Template(sql_path(table).read_text(), undefined=jinja2.StrictUndefined)
+    return template.render(ds=ds)
+
+
+def to_duckdb(bigquery_sql: str) -> str:
+    """BigQuery SQL → DuckDB SQL."""
+    import sqlglot
+
+    return sqlglot.transpile(bigquery_sql, read="bigquery", write="duckdb")[0]
+
+
+def _connect_warehouse(warehouse: str):
+    import duckdb
+
+    if not Path(warehouse).exists():
+        raise FileNotFoundError(
+            f"No local warehouse at {warehouse}. Load crypto_bitcoin exports first "
+            "(`make run` does it; or `python -m pool_classifier.warehouse load DIR`)."
+        )
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"ATTACH '{warehouse}' AS \"{CATALOG}\" (READ_ONLY)")
+    return con
+
+
+def extract_day(target: Target, ds: str) -> dict:
+    """Write the day's blocks, outputs and inputs as Parquet under the target's bucket.
+
+    Fails, writing nothing, when the warehouse has no block on `ds`. Returns row counts
+    and paths.
+    """
+    if target.sql_engine != "duckdb":
+        raise NotImplementedError(
+            f"extract_day runs the SQL locally; target {target.name!r} runs it on "
+            f"{target.sql_engine} through its own operator."
+        )
+    con = _connect_warehouse(target.warehouse)
+    try:
+        results = {}
+        for table in datasets.EXTRACT_TABLES:
+            query = to_duckdb(render_sql(table, ds))
+            con.execute(f"CREATE OR REPLACE TEMP TABLE day AS {query}")
+            rows = con.execute("SELECT count(*) FROM day").fetchone()[0]
+            if table == "blocks" and rows == 0:
+                raise NoBlocksError(
+                    f"No blocks on {ds} in `{CATALOG}.crypto_bitcoin.blocks` "
+                    f"(warehouse {target.warehouse}). Load that day's exports, or pick a "
+                    "logical date the data covers."
+                )
+            out = datasets.extract_dir(target, table, ds)
+            with publish_dir(out) as tmp:
+                con.execute(
+                    f"COPY (SELECT * FROM day ORDER BY {SORT_KEYS[table]}) "
+                    f"TO '{tmp}/{table}.parquet' (FORMAT parquet, COMPRESSION zstd)"
+                )
+            results[table] = {"rows": rows, "path": out}
+        return results
+    finally:
+        con.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Extract one UTC day of crypto_bitcoin.")
+    parser.add_argument("--ds", required=True, help="logical date, YYYY-MM-DD (UTC)")
+    args = parser.parse_args(argv)
+    for table, result in extract_day(current_target(), args.ds).items():
+        print(f"{table}: {result['rows']} rows -> {result['path']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

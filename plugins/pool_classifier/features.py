@@ -1,0 +1,40 @@
+"""features: run the `build_features` Spark job for one logical date.
+
+The job itself is `spark_jobs/build_features.py`; this module only says where its
+inputs and outputs are and runs it on the target's Spark.
+
+    python -m pool_classifier.features --ds 2024-03-01
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pool_classifier import spark_submit
+from pool_classifier.targets import POOLS_FILE, Target, current_target
+
+# The original labelled an address a pool address from 20 coinbase outputs on.
+MIN_COINBASE_OUTPUTS = 20
+
+
+def build_features(target: Target, ds: str, min_coinbase_outputs: int = MIN_COINBASE_OUTPUTS) -> str:
+    if target.spark_runner != "local":
+        raise NotImplementedError(
+            f"build_features runs Spark locally; target {target.name!r} submits a "
+            f"{target.spark_runner} batch through its own operator."
+        )
+    args = spark_submit.features_job_args(target, ds, str(POOLS_FILE), min_coinbase_outputs)
+    return spark_submit.run_local(target, spark_submit.FEATURES_JOB, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build per-address features for one day.")
+    parser.add_argument("--ds", required=True)
+    parser.add_argument("--min-coinbase-outputs", type=int, default=MIN_COINBASE_OUTPUTS)
+    args = parser.parse_args(argv)
+    print(build_features(current_target(), args.ds, args.min_coinbase_outputs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""How Spark jobs run: their arguments (the same on every target) and local spark-submit.
+
+`features_job_args` is what the `build_features` job is given for a logical date; the
+local target passes it to `spark-submit --master local[N]`, the gcp target to a Dataproc
+Serverless batch.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pool_classifier import datasets
+from pool_classifier.targets import INCLUDE_DIR, PROJECT_ROOT, SPARK_JOBS_DIR, Target
+
+log = logging.getLogger(__name__)
+
+FEATURES_JOB = SPARK_JOBS_DIR / "build_features.py"
+# Warnings and errors only: the task log should show what the job says.
+LOG4J_CONFIG = INCLUDE_DIR / "spark" / "log4j2.properties"
+
+
+def features_job_args(target: Target, ds: str, pools_uri: str, min_coinbase_outputs: int) -> list[str]:
+    return [
+        "--ds", ds,
+        "--extracts", f"{target.bucket}/extracts",
+        "--pools", pools_uri,
+        "--features-out", datasets.features_dir(target, "address_features", ds),
+        "--block-pools-out", datasets.features_dir(target, "block_pools", ds),
+        "--labels-out", datasets.features_dir(target, "address_labels", ds),
+        "--min-coinbase-outputs", str(min_coinbase_outputs),
+    ]
+
+
+def spark_submit_command(target: Target, job: Path, job_args: list[str]) -> list[str]:
+    spark_submit = Path(sys.executable).with_name("spark-submit")
+    command = [
+        str(spark_submit),
+        "--master", target.spark_master,
+        "--driver-java-options", f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG}",
+    ]
+    for key, value in sorted(target.spark_conf.items()):
+        command += ["--conf", f"{key}={value}"]
+    return command + [str(job), *job_args]
+
+
+def spark_env() -> dict[str, str]:
+    """Environment for local spark-submit: this venv's Python, the project's package."""
+    env = dict(os.environ)
+    env["PYSPARK_PYTHON"] = sys.executable
+    env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    plugins = str(PROJECT_ROOT / "plugins")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (plugins, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("TZ", "UTC")
+    # Local mode talks only to itself: bind to loopback, never to a network interface.
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    return env
+
+
+def run_local(target: Target, job: Path, job_args: list[str]) -> str:
+    """Run a Spark job in local mode, its output in the log; returns its last line.
+
+    On failure the error holds the last 40 lines, so the task log alone explains it.
+    """
+    command = spark_submit_command(target, job, job_args)
+    log.info("spark-submit: %s", " ".join(command))
+    proc = subprocess.Popen(
+        command, env=spark_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        log.info("%s", lines[-1])
+    if proc.wait() != 0:
+        tail = "\n".join(lines[-40:])
+        raise RuntimeError(f"Spark job {job.name} failed (exit {proc.returncode}); last lines:\n{tail}")
+    return lines[-1] if lines else ""
