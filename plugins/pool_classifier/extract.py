@@ -51,7 +51,7 @@ def to_duckdb(bigquery_sql: str) -> str:
     return sqlglot.transpile(bigquery_sql, read="bigquery", write="duckdb")[0]
 
 
-def _connect_warehouse(warehouse: str):
+def connect_warehouse(warehouse: str):
     import duckdb
 
     if not Path(warehouse).exists():
@@ -76,7 +76,7 @@ def extract_day(target: Target, ds: str) -> dict:
             f"extract_day runs the SQL locally; target {target.name!r} runs it on "
             f"{target.sql_engine} through its own operator."
         )
-    con = _connect_warehouse(target.warehouse)
+    con = connect_warehouse(target.warehouse)
     try:
         results = {}
         for table in datasets.EXTRACT_TABLES:

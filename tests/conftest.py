@@ -1,0 +1,80 @@
+"""Shared fixtures: a throw-away data folder per test, the real blocks of shared/ loaded into
+a local warehouse, and one local SparkSession for the whole test session.
+
+Airflow is configured through environment variables before anything imports it, the way
+production sets Variables and Connections (`AIRFLOW_VAR_*`, `AIRFLOW_CONN_*`).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+REAL_DATA = SHARED / "data" / "real"
+
+_SESSION_TMP = Path(os.environ.get("PYTEST_AIRFLOW_HOME_ROOT", "/tmp")) / f"pool-classifier-tests-{os.getpid()}"
+os.environ.setdefault("AIRFLOW_HOME", str(_SESSION_TMP / "airflow_home"))
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PROJECT_ROOT / "plugins")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["TZ"] = "UTC"
+os.environ["PYSPARK_PYTHON"] = sys.executable
+os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+
+
+def pytest_configure(config):
+    if not REAL_DATA.is_dir():
+        raise pytest.UsageError(f"the real blocks are expected at {REAL_DATA} (../shared beside the repo)")
+
+
+@pytest.fixture
+def local_target(tmp_path, monkeypatch):
+    """The local target with its data folder in a fresh temporary directory."""
+    from pool_classifier import targets
+
+    monkeypatch.setenv(targets.TARGET_ENV, "local")
+    monkeypatch.setenv(targets.DATA_DIR_ENV, str(tmp_path / "data"))
+    return targets.current_target()
+
+
+@pytest.fixture(scope="session")
+def real_warehouse(tmp_path_factory) -> str:
+    """All real exports of shared/data/real loaded once into a warehouse file."""
+    from pool_classifier.warehouse import load_exports
+
+    path = tmp_path_factory.mktemp("real") / "bigquery-public-data.duckdb"
+    load_exports(REAL_DATA, path)
+    return str(path)
+
+
+@pytest.fixture
+def real_target(local_target, real_warehouse):
+    """The local target reading the real-blocks warehouse (read-only), writing to tmp."""
+    import dataclasses
+
+    return dataclasses.replace(local_target, warehouse=real_warehouse)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession (2 cores, UTC, ANSI on as in Spark 4) for all Spark tests."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("pool-classifier-tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.ansi.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -1,0 +1,224 @@
+"""The transforms of spark_jobs/build_features.py on tiny hand-made DataFrames and on the
+real tagged blocks of shared/, with one session-scoped local SparkSession."""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from decimal import Decimal
+
+import pytest
+
+from pool_classifier.feature_spec import FEATURE_COLUMNS
+from pool_classifier.targets import POOLS_FILE
+from spark_jobs import build_features as job
+from tests.conftest import REAL_DATA
+
+UTC = dt.timezone.utc
+MARCH = dt.date(2024, 3, 1)
+APRIL = dt.date(2024, 4, 1)
+MARCH_S = int(dt.datetime(2024, 3, 1, tzinfo=UTC).timestamp())
+APRIL_S = int(dt.datetime(2024, 4, 1, tzinfo=UTC).timestamp())
+
+OUTPUT_COLS = "transaction_hash string, block_number long, block_timestamp timestamp, " \
+    "block_timestamp_month date, is_coinbase boolean, output_index long, output_type string, " \
+    "address string, value long"
+INPUT_COLS = "transaction_hash string, block_number long, block_timestamp timestamp, " \
+    "block_timestamp_month date, input_index long, spent_transaction_hash string, " \
+    "spent_output_index long, address string, value long"
+
+
+def ts(seconds: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def out(tx, block, t, month, address, value, coinbase=False, index=0):
+    return (tx, block, ts(t), month, coinbase, index, "pubkeyhash", address, value)
+
+
+def inp(tx, block, t, month, address, value, index=0):
+    return (tx, block, ts(t), month, index, "prev", 0, address, value)
+
+
+@pytest.fixture(scope="module")
+def flows(spark):
+    big = 2_000_000_000_000_000  # 20 M BTC in satoshi: sums of such values overflow no int64 here
+    t1, t2, t3 = MARCH_S + 1000, MARCH_S + 4600, APRIL_S + 100
+    outputs = spark.createDataFrame(
+        [
+            out("tx1", 1, t1, MARCH, "A", 100),
+            out("tx1", 1, t1, MARCH, "A", 300, index=1),
+            out("tx2", 2, t2, MARCH, "A", 200),
+            out("tx3", 3, t3, APRIL, "A", 400),
+            out("tx3", 3, t3, APRIL, "B", 50, index=1),
+            out("cb1", 1, t1, MARCH, "C", 625_000_000, coinbase=True),
+            out("cb1", 1, t1, MARCH, "A", 999, coinbase=True, index=1),
+            out("tx4", 3, t3, APRIL, "W", big),
+            out("tx5", 3, t3, APRIL, "W", big),
+            out("tx6", 3, t3, APRIL, "", 7),
+        ],
+        OUTPUT_COLS,
+    )
+    inputs = spark.createDataFrame(
+        [inp("tx3", 3, t3, APRIL, "A", 600), inp("tx4", 3, t3, APRIL, "D", 10)], INPUT_COLS
+    )
+    return outputs, inputs
+
+
+@pytest.fixture(scope="module")
+def features(flows):
+    outputs, inputs = flows
+    rows = job.address_features(job.ordinary_flows(outputs, inputs)).collect()
+    return {r["address"]: r.asDict() for r in rows}
+
+
+def test_feature_columns_in_spec_order(flows):
+    outputs, inputs = flows
+    df = job.address_features(job.ordinary_flows(outputs, inputs))
+    assert df.columns == ["address", *FEATURE_COLUMNS]
+
+
+def test_coinbase_receipts_and_empty_addresses_are_not_features(features, flows):
+    assert "C" not in features  # paid only by a coinbase
+    assert "" not in features
+    assert features["A"]["total_tx_output_count"] == 4  # A's coinbase receipt (999) left out
+    assert job.count_unaddressed(*flows) == 1
+
+
+def test_receive_side_features_by_hand(features):
+    a = features["A"]
+    assert a["output_month_min"] == MARCH_S and a["output_month_max"] == APRIL_S
+    assert a["output_active_time"] == APRIL_S - MARCH_S
+    assert a["output_active_months"] == 2
+    assert a["total_tx_output_value"] == Decimal(1000)
+    assert a["mean_tx_output_value"] == pytest.approx(250.0)
+    assert a["stddev_tx_output_value"] == pytest.approx(129.09944487358055)  # stdev(100,300,200,400)
+    assert a["total_output_tx"] == 3
+    # The meaning, not the original's defect: per DISTINCT month, not per row.
+    assert a["mean_monthly_output_value"] == pytest.approx(500.0)
+    assert a["mean_monthly_output_count"] == pytest.approx(2.0)
+    gaps = [3600, (APRIL_S + 100) - (MARCH_S + 4600)]
+    assert a["mean_output_idle_time"] == pytest.approx(sum(gaps) / 2)
+    mean = sum(gaps) / 2
+    assert a["stddev_output_idle_time"] == pytest.approx(
+        (sum((g - mean) ** 2 for g in gaps) / 1) ** 0.5
+    )
+
+
+def test_spend_side_and_lags(features):
+    a = features["A"]
+    assert a["has_spent"] == 1 and a["has_received"] == 1
+    assert a["total_tx_input_count"] == 1 and a["total_tx_input_value"] == Decimal(600)
+    assert a["input_month_min"] == APRIL_S and a["input_active_months"] == 1
+    assert a["io_max_lag"] == 0  # last receipt and last spend both in April
+    assert a["io_min_lag"] == MARCH_S - APRIL_S
+    assert a["stddev_tx_input_value"] == 0  # one value: undefined → 0
+    assert a["mean_input_idle_time"] == 0  # one spending time: undefined → 0
+
+
+def test_receive_only_address_is_kept_with_defaults(features):
+    b = features["B"]
+    assert b["has_received"] == 1 and b["has_spent"] == 0
+    for name in FEATURE_COLUMNS:
+        if name.startswith("input_") or "_input_" in name or name.startswith("io_"):
+            assert b[name] == 0, name
+
+
+def test_spend_only_address(features):
+    d = features["D"]
+    assert d["has_received"] == 0 and d["has_spent"] == 1
+    assert d["total_tx_input_value"] == Decimal(10)
+
+
+def test_satoshi_sums_are_exact_beyond_double_precision(features):
+    w = features["W"]
+    assert w["total_tx_output_value"] == Decimal(4_000_000_000_000_000)
+    assert w["stddev_tx_output_value"] == 0
+
+
+# ----------------------------------------------------------------- labels
+
+BLOCK_COLS = "block_hash string, block_number long, block_timestamp timestamp, " \
+    "block_timestamp_month date, coinbase_param string, transaction_count long"
+
+
+@pytest.fixture(scope="module")
+def pools(spark):
+    return spark.read.option("multiLine", True).json(str(POOLS_FILE))
+
+
+def _block(number, param):
+    return (f"h{number}", number, ts(MARCH_S + number), MARCH, param, 1)
+
+
+def test_attribution_by_tag_case_insensitive_and_byte_aligned(spark, pools):
+    antpool = b"\x03\x01\x02\x03" + b"mined by ANTPOOL x"
+    # "/ViaBTC/" hex is 2f5669614254432f; shifted by half a byte inside another hex string
+    # it must not match (the original's LIKE on hex did).
+    shifted = "a" + "2f5669614254432f" + "0"
+    foundry_address = "12KKDt4Mj7N5UAkQMN7LtPZMayenXHa8KL"
+    blocks = spark.createDataFrame(
+        [_block(1, antpool.hex()), _block(2, shifted), _block(3, "deadbeef"), _block(4, None)],
+        BLOCK_COLS,
+    )
+    coinbase = spark.createDataFrame(
+        [(3, foundry_address), (2, "1someoneelse")], "block_number long, address string"
+    )
+    got = {r["block_number"]: r for r in job.attribute_blocks(blocks, coinbase, pools).collect()}
+    assert (got[1]["pool_name"], got[1]["matched_by"]) == ("AntPool", "tag")
+    assert (got[2]["pool_name"], got[2]["matched_by"]) == (None, "none")
+    assert (got[3]["pool_name"], got[3]["matched_by"]) == ("Foundry USA", "address")
+    assert (got[4]["pool_id"], got[4]["matched_by"]) == (None, "none")
+
+
+def test_labels_need_the_threshold_of_coinbase_outputs(spark, pools):
+    block_pools = spark.createDataFrame(
+        [(f"h{n}", n, ts(MARCH_S + n), 44, "AntPool", "tag") for n in range(1, 4)]
+        + [("h9", 9, ts(MARCH_S + 9), None, None, "none")],
+        "block_hash string, block_number long, block_timestamp timestamp, pool_id long, "
+        "pool_name string, matched_by string",
+    )
+    coinbase = spark.createDataFrame(
+        [(n, "M1") for n in (1, 2, 3)] + [(n, "M2") for n in (1, 2)] + [(9, "M3")] * 5,
+        "block_number long, address string",
+    )
+    labels = job.address_labels(block_pools, coinbase, pools, min_coinbase_outputs=3).collect()
+    by_address = {r["address"]: r for r in labels}
+    assert by_address["M1"]["label_source"] == "coinbase"
+    assert by_address["M1"]["pool_name"] == "AntPool" and by_address["M1"]["coinbase_outputs"] == 3
+    assert "M2" not in by_address  # 2 < 3
+    assert "M3" not in by_address  # unattributed block
+    known = json.loads(POOLS_FILE.read_text())
+    n_known = len({a for p in known for a in p["addresses"]})
+    assert sum(1 for r in labels if r["label_source"] == "pool_list") == n_known
+
+
+def _python_attribution(coinbase_param: str, pools: list[dict]):
+    """Independent reference: bytes.lower() (ASCII only) search of each UTF-8 tag."""
+    script = bytes.fromhex(coinbase_param).lower()
+    hits = [
+        (-len(tag.encode()), p["id"], p["name"])
+        for p in pools
+        for tag in p["tags"]
+        if tag and tag.encode().lower() in script
+    ]
+    return min(hits)[2] if hits else None
+
+
+def test_real_tagged_blocks_match_an_independent_reference(spark, pools):
+    with gzip.open(REAL_DATA / "tagged_blocks" / "blocks.ndjson.gz", "rt") as f:
+        rows = [json.loads(line) for line in f]
+    blocks = spark.createDataFrame(
+        [
+            (r["hash"], r["number"], dt.datetime.strptime(r["timestamp"], "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC),
+             dt.date.fromisoformat(r["timestamp_month"]), r["coinbase_param"], r["transaction_count"])
+            for r in rows
+        ],
+        BLOCK_COLS,
+    )
+    none = spark.createDataFrame([], "block_number long, address string")
+    got = {r["block_number"]: r["pool_name"] for r in job.attribute_blocks(blocks, none, pools).collect()}
+    known = json.loads(POOLS_FILE.read_text())
+    want = {r["number"]: _python_attribution(r["coinbase_param"], known) for r in rows}
+    assert got == want
+    assert len({name for name in got.values() if name}) >= 5
