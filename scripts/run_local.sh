@@ -22,6 +22,7 @@ t0=$(date +%s)
 if [ ! -f "$CHAIN/.complete" ]; then
   echo "run: generating $DEMO_DAYS day(s) x $DEMO_TX_PER_DAY transactions from $DEMO_START (seed $DEMO_SEED)"
   rm -rf "$CHAIN"
+  mkdir -p "$(dirname "$CHAIN")"
   $PY -m pool_classifier.synthetic_chain --out "$CHAIN" --start "$DEMO_START" \
       --days "$DEMO_DAYS" --tx-per-day "$DEMO_TX_PER_DAY" --seed "$DEMO_SEED" > "$CHAIN.summary.txt"
   touch "$CHAIN/.complete"

@@ -255,6 +255,7 @@ def publish(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str]) 
     Path = jvm.org.apache.hadoop.fs.Path
     final_path = Path(final)
     fs = final_path.getFileSystem(conf)
+    fs.setWriteChecksum(False)  # no .crc side files on a local disk (a no-op on GCS)
     parent = final_path.getParent()
     tmp = Path(parent, f".{final_path.getName()}.tmp-{uuid.uuid4().hex[:12]}")
     df.repartition(1).sortWithinPartitions(*sort_by).write.parquet(tmp.toString())

@@ -6,6 +6,7 @@ production sets Variables and Connections (`AIRFLOW_VAR_*`, `AIRFLOW_CONN_*`).
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -76,5 +77,6 @@ def spark():
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO on shutdown hits closed streams
     yield session
     session.stop()

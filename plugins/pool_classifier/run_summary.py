@@ -19,12 +19,31 @@ from pool_classifier.targets import Target, current_target
 from pool_classifier.train import METADATA_FILE
 
 
+def _content(file: Path) -> bytes:
+    """A file's bytes; for Parquet, its rows and schema in Arrow IPC form.
+
+    Spark's Parquet writer (parquet-mr) lists each column's encodings from a Java HashSet,
+    so two writes of the same rows can differ in a few footer bytes; the rows are what a
+    re-run must reproduce, so Parquet is compared by content.
+    """
+    if file.suffix != ".parquet":
+        return file.read_bytes()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(file).replace_schema_metadata(None).combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
 def folder_checksum(folder: str | Path) -> str:
-    """sha256 over the names and bytes of the visible files of a folder (first 16 hex)."""
+    """sha256 over the names and contents of the visible files of a folder (first 16 hex)."""
     digest = hashlib.sha256()
     for file in sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".")):
         digest.update(file.relative_to(folder).as_posix().encode())
-        digest.update(file.read_bytes())
+        digest.update(_content(file))
     return digest.hexdigest()[:16]
 
 
@@ -32,7 +51,7 @@ def summarize(target: Target, ds: str, model_version: str | None = None) -> dict
     import duckdb
 
     def scalar(sql: str, path: str):
-        return duckdb.sql(sql.format(p=f"'{path}/*.parquet'")).fetchone()[0]
+        return duckdb.execute(sql.format(p=f"'{path}/*.parquet'")).fetchone()[0]
 
     blocks_dir = datasets.extract_dir(target, "blocks", ds)
     outputs_dir = datasets.extract_dir(target, "outputs", ds)
@@ -43,7 +62,7 @@ def summarize(target: Target, ds: str, model_version: str | None = None) -> dict
     version = model_version or f"rf-{ds}"
     model = datasets.model_dir(target, version)
     metadata = json.loads((Path(model) / METADATA_FILE).read_text())
-    labelled = duckdb.sql(
+    labelled = duckdb.execute(
         f"SELECT pool_name, count(*) FROM '{labels}/*.parquet' "
         "WHERE label_source = 'coinbase' GROUP BY ALL ORDER BY 2 DESC, 1"
     ).fetchall()
@@ -67,10 +86,20 @@ def summarize(target: Target, ds: str, model_version: str | None = None) -> dict
         "model_version": metadata["version"],
         "pr_auc": metadata["metrics"]["pr_auc"],
         "train_positives": metadata["metrics"]["train_positives"],
+        "positives_with_features": metadata["data"]["positives_per_pool"],
+        "negatives_sampled": metadata["data"]["negatives_sampled"],
         "predictions": scalar("SELECT count(*) FROM {p}", predictions),
         "predicted_pools": scalar("SELECT count(*) FROM {p} WHERE label", predictions),
         "outputs": {name: {"path": p, "sha256": folder_checksum(p)} for name, p in paths.items()},
     }
+
+
+def _shown(path: str) -> str:
+    """A path relative to the current folder when it lies below it (shorter to read)."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def render(summary: dict) -> str:
@@ -84,13 +113,19 @@ def render(summary: dict) -> str:
     lines += [f"    {name:<20} {n}" for name, n in summary["pool_addresses_by_pool"].items()]
     lines += [
         f"    {'total':<20} {sum(summary['pool_addresses_by_pool'].values())}",
+        "pool addresses with features (the training positives), per pool:",
+    ]
+    lines += [f"    {name:<20} {n}" for name, n in summary["positives_with_features"].items()]
+    lines += [
+        f"    {'total':<20} {sum(summary['positives_with_features'].values())} "
+        f"(+ {summary['negatives_sampled']} sampled negatives)",
         f"model                 {summary['model_version']}  PR-AUC {summary['pr_auc']:.4f} "
-        f"(trained on {summary['train_positives']} positives)",
+        f"on the held-out quarter (fit on {summary['train_positives']} positives)",
         f"predictions written   {summary['predictions']} ({summary['predicted_pools']} predicted pool addresses)",
-        "outputs (sha256 of each folder):",
+        "outputs (sha256 of each folder's contents):",
     ]
     lines += [
-        f"    {name:<17} {o['sha256']}  {o['path']}" for name, o in summary["outputs"].items()
+        f"    {name:<17} {o['sha256']}  {_shown(o['path'])}" for name, o in summary["outputs"].items()
     ]
     return "\n".join(lines)
 

@@ -52,7 +52,7 @@ PROCESSORS = ((60, 14400), (40, 21600))                 # (merchants, settlement
 MAX_SCHEDULED_SHARE = 0.4
 
 # Organic transaction mix: cumulative thresholds over rng.random().
-_ORGANIC = ((0.60, "pay"), (0.80, "deposit"), (0.88, "bet"), (0.94, "invoice"),
+_ORGANIC = ((0.57, "pay"), (0.76, "deposit"), (0.84, "bet"), (0.90, "invoice"),
             (0.98, "miner"), (1.01, "consolidate"))
 P_PREHISTORY = 0.2   # share of user spends that use coins received before the window
 OP_RETURN_EVERY, MULTISIG_EVERY = 2500, 8000   # organic transactions per extra output of that kind

@@ -222,3 +222,17 @@ def test_real_tagged_blocks_match_an_independent_reference(spark, pools):
     want = {r["number"]: _python_attribution(r["coinbase_param"], known) for r in rows}
     assert got == want
     assert len({name for name in got.values() if name}) >= 5
+
+
+def test_publish_replaces_the_folder_with_the_same_content(spark, flows, tmp_path):
+    from pool_classifier.run_summary import folder_checksum
+
+    outputs, inputs = flows
+    features = job.address_features(job.ordinary_flows(outputs, inputs))
+    final = tmp_path / "address_features" / "dt=2024-04-01"
+    assert job.publish(spark, features, str(final), ["address"]) == 4
+    first = folder_checksum(final)
+    assert job.publish(spark, features, str(final), ["address"]) == 4
+    assert folder_checksum(final) == first
+    assert [p.name for p in final.iterdir()] == ["part-00000.parquet"]
+    assert [p.name for p in final.parent.iterdir()] == ["dt=2024-04-01"]  # no temp folder left

@@ -1,0 +1,15 @@
+"""The README documents what the code does: every feature, the two commands first."""
+from pool_classifier.feature_spec import FEATURE_COLUMNS
+from tests.conftest import PROJECT_ROOT
+
+README = (PROJECT_ROOT / "README.md").read_text()
+
+
+def test_every_feature_is_in_the_readme_table():
+    missing = [name for name in FEATURE_COLUMNS if f"`{name}`" not in README]
+    assert missing == []
+
+
+def test_readme_starts_with_the_two_commands():
+    head = README[: README.index("## The flow")]
+    assert "make run" in head and "make test" in head
