@@ -3,6 +3,7 @@ and a real metadata DB, on a small generated chain loaded into a fresh warehouse
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -59,4 +60,6 @@ def test_dag_runs_end_to_end_through_airflow(tmp_path, local_target):
     assert len(predictions) == len(features) > 1000
     assert set(predictions["address"]) == set(features["address"])
     assert (predictions["model_version"] == f"rf-{DS}").all()
-    assert Path(datasets.model_dir(local, f"rf-{DS}"), "metadata.json").exists()
+    metadata = json.loads(Path(datasets.model_dir(local, f"rf-{DS}"), "metadata.json").read_text())
+    assert metadata["data"]["window"] == {"first_day": DS, "last_day": DS}
+    assert metadata["data"]["positives"] >= 10

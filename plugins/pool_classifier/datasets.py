@@ -29,6 +29,14 @@ def extract_root(target: Target, table: str) -> str:
     return f"{target.bucket}/extracts/{table}"
 
 
+def extracted_days(target: Target, until: str) -> list[str]:
+    """The days ≤ `until` that have an extract (local folders), oldest first."""
+    from pathlib import Path
+
+    root = Path(extract_root(target, "blocks"))
+    return sorted(p.name[3:] for p in root.glob("dt=*") if p.name[3:] <= until)
+
+
 def features_dir(target: Target, table: str, ds: str) -> str:
     """Per-address features, per-block pool attribution, or address labels of one day."""
     if table not in FEATURE_TABLES:

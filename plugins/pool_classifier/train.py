@@ -110,6 +110,10 @@ def fit_and_evaluate(train_rows, config: TrainConfig):
     return model, metrics
 
 
+def _in_bucket(target: Target, path: str) -> str:
+    return path[len(target.bucket):].lstrip("/") if path.startswith(target.bucket) else path
+
+
 def train_model(target: Target, ds: str, config: TrainConfig = TrainConfig()) -> dict:
     """Train on day `ds` and save the model as version `rf-<ds>`; returns the metadata."""
     import joblib
@@ -124,8 +128,11 @@ def train_model(target: Target, ds: str, config: TrainConfig = TrainConfig()) ->
         "model": "RandomForestClassifier",
         "trained_for": ds,
         "data": {
-            "features_path": datasets.features_dir(target, "address_features", ds),
-            "labels_path": datasets.features_dir(target, "address_labels", ds),
+            # Features cover every extracted day up to ds.
+            "window": {"first_day": (datasets.extracted_days(target, ds) or [ds])[0], "last_day": ds},
+            # Relative to the bucket, so that a copied registry still says the same.
+            "features_path": _in_bucket(target, datasets.features_dir(target, "address_features", ds)),
+            "labels_path": _in_bucket(target, datasets.features_dir(target, "address_labels", ds)),
             "addresses": int(len(data)),
             "positives": int(len(positives)),
             "negatives_sampled": int(len(rows) - len(positives)),
