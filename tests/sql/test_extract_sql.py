@@ -62,6 +62,22 @@ def expected_inputs(transactions):
     )
 
 
+def output_keys(rows):
+    return sorted(
+        (r["transaction_hash"], r["block_number"], r["is_coinbase"], r["output_index"],
+         r["output_type"], r["address"], r["value"])
+        for r in rows
+    )
+
+
+def input_keys(rows):
+    return sorted(
+        (r["transaction_hash"], r["block_number"], r["input_index"], r["spent_transaction_hash"],
+         r["spent_output_index"], r["address"], r["value"])
+        for r in rows
+    )
+
+
 def query(warehouse: str, table: str, ds: str) -> list[dict]:
     con = extract.connect_warehouse(warehouse)
     try:
@@ -98,18 +114,9 @@ def test_extract_day_matches_the_exports(real_target, exports, ds):
         assert b["block_timestamp"].utcoffset() == dt.timedelta(0)
         assert b["block_timestamp_month"].isoformat() == want["timestamp_month"]
 
-    got_outputs = sorted(
-        (r["transaction_hash"], r["block_number"], r["is_coinbase"], r["output_index"],
-         r["output_type"], r["address"], r["value"])
-        for r in read_extract(real_target, "outputs", ds)
-    )
+    got_outputs = output_keys(read_extract(real_target, "outputs", ds))
     assert got_outputs == expected_outputs(transactions[ds])
-    got_inputs = sorted(
-        (r["transaction_hash"], r["block_number"], r["input_index"], r["spent_transaction_hash"],
-         r["spent_output_index"], r["address"], r["value"])
-        for r in read_extract(real_target, "inputs", ds)
-    )
-    assert got_inputs == expected_inputs(transactions[ds])
+    assert input_keys(read_extract(real_target, "inputs", ds)) == expected_inputs(transactions[ds])
     assert result["outputs"]["rows"] == len(got_outputs)
 
 
@@ -129,20 +136,10 @@ def test_modern_block_outputs_and_inputs_are_exact(real_warehouse, exports):
     day = transactions["2015-08-01"]
     assert len(day) == 420
     outputs = query(real_warehouse, "outputs", "2015-08-01")
-    got = sorted(
-        (r["transaction_hash"], r["block_number"], r["is_coinbase"], r["output_index"],
-         r["output_type"], r["address"], r["value"])
-        for r in outputs
-    )
-    assert got == expected_outputs(day)
+    assert output_keys(outputs) == expected_outputs(day)
     assert any(r["address"].startswith("nonstandard") for r in outputs)
     inputs = query(real_warehouse, "inputs", "2015-08-01")
-    got_inputs = sorted(
-        (r["transaction_hash"], r["block_number"], r["input_index"], r["spent_transaction_hash"],
-         r["spent_output_index"], r["address"], r["value"])
-        for r in inputs
-    )
-    assert got_inputs == expected_inputs(day)
+    assert input_keys(inputs) == expected_inputs(day)
     assert sum(r["value"] for r in inputs) == sum(int(t["input_value"]) for t in day)
 
 
