@@ -19,6 +19,7 @@ import argparse
 import string
 import sys
 import uuid
+from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -30,6 +31,32 @@ SATOSHI_SUM = "decimal(38,0)"
 
 
 # ---------------------------------------------------------------- features
+#
+# Features come from mergeable per-address partials, kept as a daily state: each day's
+# flows are aggregated into partials (counts, exact sums and sums of squares, month sets,
+# first/last block times and sums of gaps between distinct times) and merged into the
+# state of the day before. Features are a pure function of the state.
+
+SIDE_PREFIX = {"output": "out", "input": "in"}
+# The partial columns of one side, with their Spark types.
+PARTIALS = {
+    "n": "long",                 # flows (outputs received / inputs spent)
+    "value_sum": SATOSHI_SUM,    # Σ value, exact
+    "value_sumsq": SATOSHI_SUM,  # Σ value², exact (int64 would overflow)
+    "tx": "long",                # distinct transactions (a transaction lies in one day)
+    "month_min": "date",
+    "month_max": "date",
+    "months": "array<date>",     # distinct months, sorted
+    "first_time": "long",        # Unix seconds of the first distinct block time
+    "last_time": "long",
+    "times": "long",             # distinct block times
+    "gap_sum": SATOSHI_SUM,      # Σ gaps between consecutive distinct times (s)
+    "gap_sumsq": SATOSHI_SUM,    # Σ gaps²
+}
+
+
+def partial_columns() -> list[str]:
+    return [f"{p}_{name}" for p in SIDE_PREFIX.values() for name in PARTIALS]
 
 
 def ordinary_flows(outputs: DataFrame, inputs: DataFrame) -> DataFrame:
@@ -56,62 +83,144 @@ def count_unaddressed(outputs: DataFrame, inputs: DataFrame) -> int:
     return missing(outputs).count() + missing(inputs).count()
 
 
-def side_features(flows: DataFrame, side: str) -> DataFrame:
-    """Features of one side (output = received, input = spent) per address."""
+def side_partials(flows: DataFrame, side: str) -> DataFrame:
+    """Partials of one side per address over the given flows (a day, or any window)."""
+    p = SIDE_PREFIX[side]
     f = flows.where(F.col("side") == side)
-    month_seconds = F.unix_date("block_timestamp_month").cast("long") * SECONDS_PER_DAY
-    agg = f.groupBy("address").agg(
-        F.min(month_seconds).alias(f"{side}_month_min"),
-        F.max(month_seconds).alias(f"{side}_month_max"),
-        F.countDistinct("block_timestamp_month").alias(f"{side}_active_months"),
-        F.count(F.lit(1)).alias(f"total_tx_{side}_count"),
-        F.sum(F.col("value").cast(SATOSHI_SUM)).cast(SATOSHI_SUM).alias(f"total_tx_{side}_value"),
-        F.stddev_samp(F.col("value").cast("double")).alias(f"stddev_tx_{side}_value"),
-        F.countDistinct("transaction_hash").alias(f"total_{side}_tx"),
+    value = F.col("value").cast(SATOSHI_SUM)
+    values = f.groupBy("address").agg(
+        F.count(F.lit(1)).alias(f"{p}_n"),
+        F.sum(value).cast(SATOSHI_SUM).alias(f"{p}_value_sum"),
+        F.sum(value * value).cast(SATOSHI_SUM).alias(f"{p}_value_sumsq"),
+        F.countDistinct("transaction_hash").alias(f"{p}_tx"),
+        F.min("block_timestamp_month").alias(f"{p}_month_min"),
+        F.max("block_timestamp_month").alias(f"{p}_month_max"),
+        F.array_sort(F.collect_set("block_timestamp_month")).alias(f"{p}_months"),
     )
-    total = F.col(f"total_tx_{side}_value").cast("double")
-    count = F.col(f"total_tx_{side}_count").cast("double")
-    months = F.col(f"{side}_active_months").cast("double")
-    agg = (
-        agg.withColumn(f"{side}_active_time", F.col(f"{side}_month_max") - F.col(f"{side}_month_min"))
-        .withColumn(f"mean_tx_{side}_value", total / count)
-        .withColumn(f"mean_monthly_{side}_value", total / months)
-        .withColumn(f"mean_monthly_{side}_count", count / months)
-    )
-    return agg.join(idle_times(f, side), "address", "left")
-
-
-def idle_times(side_flows: DataFrame, side: str) -> DataFrame:
-    """Mean and sample stddev of gaps between consecutive distinct block times, per address."""
-    seconds = F.unix_seconds("block_timestamp")
-    times = side_flows.select("address", seconds.alias("t")).distinct()
+    times = f.select("address", F.unix_seconds("block_timestamp").alias("t")).distinct()
     previous = F.lag("t").over(Window.partitionBy("address").orderBy("t"))
-    gaps = times.withColumn("gap", (F.col("t") - previous).cast("double")).where(
-        F.col("gap").isNotNull()
+    gap = (F.col("t") - previous).cast(SATOSHI_SUM)
+    timing = (
+        times.withColumn("gap", gap)
+        .groupBy("address")
+        .agg(
+            F.min("t").alias(f"{p}_first_time"),
+            F.max("t").alias(f"{p}_last_time"),
+            F.count(F.lit(1)).alias(f"{p}_times"),
+            F.coalesce(F.sum("gap"), F.lit(0)).cast(SATOSHI_SUM).alias(f"{p}_gap_sum"),
+            F.coalesce(F.sum(F.col("gap") * F.col("gap")), F.lit(0)).cast(SATOSHI_SUM).alias(f"{p}_gap_sumsq"),
+        )
     )
-    return gaps.groupBy("address").agg(
-        F.avg("gap").alias(f"mean_{side}_idle_time"),
-        F.stddev_samp("gap").alias(f"stddev_{side}_idle_time"),
-    )
+    return values.join(timing, "address")
+
+
+def day_partials(flows: DataFrame) -> DataFrame:
+    """Both sides' partials per address (a side's columns are null where it has no flow)."""
+    both = side_partials(flows, "output").join(side_partials(flows, "input"), "address", "full_outer")
+    return both.select("address", *partial_columns())
+
+
+def empty_state(spark: SparkSession) -> DataFrame:
+    schema = ", ".join(["address string"] + [f"{p}_{n} {t}" for p in SIDE_PREFIX.values() for n, t in PARTIALS.items()])
+    return spark.createDataFrame([], schema)
+
+
+def _add(a: F.Column, b: F.Column) -> F.Column:
+    """a + b where a missing side counts as nothing; null only when both are missing."""
+    return F.when(a.isNull(), b).when(b.isNull(), a).otherwise(a + b)
+
+
+def merge_state(state: DataFrame, day: DataFrame) -> DataFrame:
+    """The state after `day`, whose block times all follow the state's (days in order).
+
+    The gap between the state's last time and the day's first time is the one gap that
+    neither side knows; it is added here.
+    """
+    s, d = state.alias("s"), day.alias("d")
+    joined = s.join(d, F.col("s.address") == F.col("d.address"), "full_outer")
+    columns = [F.coalesce(F.col("s.address"), F.col("d.address")).alias("address")]
+    for p in SIDE_PREFIX.values():
+        def old(name: str) -> F.Column:
+            return F.col(f"s.{p}_{name}")
+
+        def new(name: str) -> F.Column:
+            return F.col(f"d.{p}_{name}")
+
+        bridge = (new("first_time") - old("last_time")).cast(SATOSHI_SUM)
+        both = old("n").isNotNull() & new("n").isNotNull()
+        columns += [
+            _add(old("n"), new("n")).alias(f"{p}_n"),
+            _add(old("value_sum"), new("value_sum")).cast(SATOSHI_SUM).alias(f"{p}_value_sum"),
+            _add(old("value_sumsq"), new("value_sumsq")).cast(SATOSHI_SUM).alias(f"{p}_value_sumsq"),
+            _add(old("tx"), new("tx")).alias(f"{p}_tx"),
+            F.least(old("month_min"), new("month_min")).alias(f"{p}_month_min"),
+            F.greatest(old("month_max"), new("month_max")).alias(f"{p}_month_max"),
+            F.when(old("months").isNull(), new("months"))
+            .when(new("months").isNull(), old("months"))
+            .otherwise(F.array_sort(F.array_union(old("months"), new("months"))))
+            .alias(f"{p}_months"),
+            F.least(old("first_time"), new("first_time")).alias(f"{p}_first_time"),
+            F.greatest(old("last_time"), new("last_time")).alias(f"{p}_last_time"),
+            _add(old("times"), new("times")).alias(f"{p}_times"),
+            (_add(old("gap_sum"), new("gap_sum")) + F.when(both, bridge).otherwise(0))
+            .cast(SATOSHI_SUM).alias(f"{p}_gap_sum"),
+            (_add(old("gap_sumsq"), new("gap_sumsq")) + F.when(both, bridge * bridge).otherwise(0))
+            .cast(SATOSHI_SUM).alias(f"{p}_gap_sumsq"),
+        ]
+    return joined.select(*columns)
+
+
+def _sample_stddev(n: F.Column, total: F.Column, squares: F.Column) -> F.Column:
+    """sqrt((n·Σx² − (Σx)²) / (n(n−1))) with the numerator exact; 0 when n < 2."""
+    numerator = (n.cast(SATOSHI_SUM) * squares - total * total).cast("double")
+    variance = numerator / (n.cast("double") * (n - 1).cast("double"))
+    return F.when(n >= 2, F.sqrt(variance)).otherwise(F.lit(0.0))
+
+
+def _ratio(numerator: F.Column, denominator: F.Column) -> F.Column:
+    return F.when(denominator > 0, numerator.cast("double") / denominator.cast("double")).otherwise(0.0)
+
+
+def features_from_state(state: DataFrame) -> DataFrame:
+    """All features per address, in `FEATURE_COLUMNS` order (undefined → 0, see feature_spec)."""
+    derived = {}
+    for side, p in SIDE_PREFIX.items():
+        def c(name: str) -> F.Column:
+            return F.col(f"{p}_{name}")
+
+        month_min = F.unix_date(c("month_min")).cast("long") * SECONDS_PER_DAY
+        month_max = F.unix_date(c("month_max")).cast("long") * SECONDS_PER_DAY
+        months = F.size(c("months"))
+        gaps = c("times") - 1
+        derived.update({
+            f"{side}_month_min": month_min,
+            f"{side}_month_max": month_max,
+            f"{side}_active_time": month_max - month_min,
+            f"{side}_active_months": months,
+            f"total_tx_{side}_count": c("n"),
+            f"total_tx_{side}_value": c("value_sum"),
+            f"mean_tx_{side}_value": _ratio(c("value_sum"), c("n")),
+            f"stddev_tx_{side}_value": _sample_stddev(c("n"), c("value_sum"), c("value_sumsq")),
+            f"total_{side}_tx": c("tx"),
+            f"mean_monthly_{side}_value": _ratio(c("value_sum"), months),
+            f"mean_monthly_{side}_count": _ratio(c("n"), months),
+            f"mean_{side}_idle_time": _ratio(c("gap_sum"), gaps),
+            f"stddev_{side}_idle_time": _sample_stddev(gaps, c("gap_sum"), c("gap_sumsq")),
+        })
+    derived["io_max_lag"] = derived["output_month_max"] - derived["input_month_max"]
+    derived["io_min_lag"] = derived["output_month_min"] - derived["input_month_min"]
+    derived["has_received"] = F.col("out_n").isNotNull().cast("int")
+    derived["has_spent"] = F.col("in_n").isNotNull().cast("int")
+    columns = [F.col("address")]
+    for name in FEATURE_COLUMNS:
+        default = F.lit(0).cast(SATOSHI_SUM) if name.startswith("total_tx_") and name.endswith("_value") else F.lit(0)
+        columns.append(F.coalesce(derived[name], default).alias(name))
+    return state.select(*columns)
 
 
 def address_features(flows: DataFrame) -> DataFrame:
-    """All features per address, in `FEATURE_COLUMNS` order (undefined → 0, see feature_spec)."""
-    received = side_features(flows, "output").withColumn("has_received", F.lit(1))
-    spent = side_features(flows, "input").withColumn("has_spent", F.lit(1))
-    both = received.join(spent, "address", "full_outer")
-    lag_max = F.col("output_month_max") - F.col("input_month_max")
-    lag_min = F.col("output_month_min") - F.col("input_month_min")
-    both = both.withColumn("io_max_lag", lag_max).withColumn("io_min_lag", lag_min)
-    columns = [F.col("address")]
-    for name in FEATURE_COLUMNS:
-        value = F.col(name)
-        if name.startswith("total_tx_") and name.endswith("_value"):
-            value = F.coalesce(value, F.lit(0).cast(SATOSHI_SUM))
-        else:
-            value = F.coalesce(value, F.lit(0))
-        columns.append(value.alias(name))
-    return both.select(*columns)
+    """Features over all the given flows at once (= merging their days one by one)."""
+    return features_from_state(day_partials(flows))
 
 
 # ---------------------------------------------------------------- labels
@@ -196,22 +305,32 @@ def attribute_blocks(blocks: DataFrame, coinbase_outputs: DataFrame, pools: Data
     )
 
 
-def address_labels(
-    block_pools: DataFrame, coinbase_outputs: DataFrame, pools: DataFrame, min_coinbase_outputs: int
-) -> DataFrame:
-    """Pool addresses: paid by ≥ N coinbase outputs of attributed blocks, or a known payout address.
-
-    An address paid by several pools is labelled with the pool that paid it most often.
-    """
+def coinbase_receipts(block_pools: DataFrame, coinbase_outputs: DataFrame) -> DataFrame:
+    """Coinbase outputs of attributed blocks per (address, pool): the raw material of labels."""
     attributed = block_pools.where(F.col("pool_id").isNotNull()).select(
         "block_number", "pool_id", "pool_name"
     )
-    paid = (
+    return (
         coinbase_outputs.join(attributed, "block_number")
         .groupBy("address", "pool_id", "pool_name")
         .agg(F.count(F.lit(1)).alias("coinbase_outputs"))
     )
-    top = paid.withColumn(
+
+
+def merge_receipts(state: DataFrame, day: DataFrame) -> DataFrame:
+    return (
+        state.unionByName(day)
+        .groupBy("address", "pool_id", "pool_name")
+        .agg(F.sum("coinbase_outputs").alias("coinbase_outputs"))
+    )
+
+
+def address_labels(receipts: DataFrame, pools: DataFrame, min_coinbase_outputs: int) -> DataFrame:
+    """Pool addresses: paid by ≥ N coinbase outputs of attributed blocks, or a known payout address.
+
+    An address paid by several pools is labelled with the pool that paid it most often.
+    """
+    top = receipts.withColumn(
         "rank",
         F.row_number().over(
             Window.partitionBy("address").orderBy(F.desc("coinbase_outputs"), "pool_id")
@@ -223,7 +342,7 @@ def address_labels(
     known = (
         pool_addresses(pools)
         .join(by_coinbase.select("address"), "address", "left_anti")
-        .join(paid.groupBy("address").agg(F.sum("coinbase_outputs").alias("n")), "address", "left")
+        .join(receipts.groupBy("address").agg(F.sum("coinbase_outputs").alias("n")), "address", "left")
         .select(
             "address",
             "pool_id",
@@ -235,14 +354,75 @@ def address_labels(
     return by_coinbase.unionByName(known)
 
 
+def training_set(features: DataFrame, labels: DataFrame, negatives_per_positive: float, seed: int) -> DataFrame:
+    """Labelled addresses with features, plus a seeded random sample of the others.
+
+    The sample keeps an address when a seeded hash of it falls under the sampling rate:
+    random across addresses, the same on every run and on every partitioning.
+    """
+    labelled = features.join(
+        labels.select("address", "pool_id", "pool_name", "label_source"), "address", "left"
+    ).withColumn("label", F.col("pool_id").isNotNull().cast("int"))
+    positives = labelled.where("label = 1").count()
+    others = labelled.where("label = 0").count()
+    rate = min(1.0, negatives_per_positive * positives / others) if others else 0.0
+    draw = (F.xxhash64("address", F.lit(seed)) % 1_000_000_007).cast("double") / 1_000_000_007
+    return labelled.where((F.col("label") == 1) | (F.abs(draw) < rate))
+
+
 # ---------------------------------------------------------------- I/O
 
 
-def read_days(spark: SparkSession, root: str, ds: str, *, only_ds: bool = False) -> DataFrame:
-    """All extracted days ≤ ds of one extract table (partition-pruned on `dt`)."""
-    df = spark.read.option("basePath", root).parquet(root)
-    day = F.lit(ds).cast("date")
-    return df.where(F.col("dt") == day if only_ds else F.col("dt") <= day).drop("dt")
+def read_day(spark: SparkSession, root: str, ds: str) -> DataFrame:
+    """One extracted day of one extract table."""
+    return spark.read.parquet(f"{root}/dt={ds}")
+
+
+class StateOrderError(RuntimeError):
+    """The state of the day before is missing: days must be built in date order."""
+
+
+def _day_folders(spark: SparkSession, root: str) -> list[str]:
+    """The `dt=` days present under a folder (ignoring hidden temporary folders), sorted."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(root)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(path):
+        return []
+    names = [status.getPath().getName() for status in fs.listStatus(path)]
+    return sorted(n[3:] for n in names if n.startswith("dt="))
+
+
+def previous_state(spark: SparkSession, state_root: str, ds: str) -> DataFrame | None:
+    """The state of the day before `ds`; None when `ds` starts the history.
+
+    Refuses to build on a gap: merging needs every earlier day, in order.
+    """
+    days = [d for d in _day_folders(spark, state_root) if d < ds]
+    if not days:
+        return None
+    day_before = (date.fromisoformat(ds) - timedelta(days=1)).isoformat()
+    if days[-1] != day_before:
+        raise StateOrderError(
+            f"no state for {day_before} (the latest state before {ds} is {days[-1]}): "
+            f"run the days from {(date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat()} "
+            f"to {day_before} first, in date order."
+        )
+    return spark.read.parquet(f"{state_root}/dt={day_before}")
+
+
+def drop_later_states(spark: SparkSession, roots: list[str], ds: str) -> list[str]:
+    """States after `ds` were built on the old `ds`: remove them so they get rebuilt in order."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    dropped = []
+    for root in roots:
+        for day in _day_folders(spark, root):
+            if day > ds:
+                path = jvm.org.apache.hadoop.fs.Path(f"{root}/dt={day}")
+                path.getFileSystem(conf).delete(path, True)
+                dropped.append(day)
+    return sorted(set(dropped))
 
 
 def publish(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str]) -> int:
@@ -276,45 +456,77 @@ def publish(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str]) 
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Build per-address features and pool labels.")
+    parser = argparse.ArgumentParser(description="Build per-address features and pool labels for a day.")
     parser.add_argument("--ds", required=True, help="logical date YYYY-MM-DD (UTC)")
     parser.add_argument("--extracts", required=True, help="root of extracts/ (blocks, outputs, inputs)")
+    parser.add_argument("--state", required=True, help="root of state/ (address_state, coinbase_receipts)")
+    parser.add_argument("--features", required=True, help="root of features/ (outputs of the day)")
     parser.add_argument("--pools", required=True, help="pools-v2.json (known pools, tags, addresses)")
-    parser.add_argument("--features-out", required=True)
-    parser.add_argument("--block-pools-out", required=True)
-    parser.add_argument("--labels-out", required=True)
     parser.add_argument("--min-coinbase-outputs", type=int, default=20)
+    parser.add_argument("--negatives-per-positive", type=float, default=100.0)
+    parser.add_argument("--seed", type=int, default=42)
     return parser.parse_args(argv)
+
+
+def run(spark: SparkSession, args: argparse.Namespace) -> str:
+    """Build the day: state, labels, features of the active addresses, training set."""
+    extracts, state_root, out = (p.rstrip("/") for p in (args.extracts, args.state, args.features))
+    address_state_root = f"{state_root}/address_state"
+    receipts_root = f"{state_root}/coinbase_receipts"
+
+    previous = previous_state(spark, address_state_root, args.ds)
+    previous_receipts = previous_state(spark, receipts_root, args.ds)
+    dropped = drop_later_states(spark, [address_state_root, receipts_root], args.ds)
+    if dropped:
+        print(f"build_features {args.ds}: removed the states of {', '.join(dropped)}, built on the "
+              f"old {args.ds}; re-run those days in order.")
+
+    outputs = read_day(spark, f"{extracts}/outputs", args.ds)
+    inputs = read_day(spark, f"{extracts}/inputs", args.ds)
+    blocks = read_day(spark, f"{extracts}/blocks", args.ds)
+    pools = spark.read.option("multiLine", True).json(args.pools)
+
+    day = day_partials(ordinary_flows(outputs, inputs)).cache()
+    state = merge_state(previous if previous is not None else empty_state(spark), day)
+    n_state = publish(spark, state, f"{address_state_root}/dt={args.ds}", ["address"])
+    state = spark.read.parquet(f"{address_state_root}/dt={args.ds}")
+
+    coinbase_outputs = outputs.where("is_coinbase").select("block_number", "address")
+    block_pools = attribute_blocks(blocks, coinbase_outputs, pools).cache()
+    receipts = coinbase_receipts(block_pools, coinbase_outputs)
+    if previous_receipts is not None:
+        receipts = merge_receipts(previous_receipts, receipts)
+    publish(spark, receipts, f"{receipts_root}/dt={args.ds}", ["address", "pool_id"])
+    receipts = spark.read.parquet(f"{receipts_root}/dt={args.ds}")
+    labels = address_labels(receipts, pools, args.min_coinbase_outputs)
+
+    # Only the addresses active today changed: only they are rescored.
+    active = features_from_state(state.join(day.select("address"), "address", "left_semi"))
+    training = training_set(features_from_state(state), labels, args.negatives_per_positive, args.seed)
+
+    n_active = publish(spark, active, f"{out}/address_features/dt={args.ds}", ["address"])
+    n_blocks = publish(spark, block_pools, f"{out}/block_pools/dt={args.ds}", ["block_number"])
+    n_attributed = block_pools.where("pool_id IS NOT NULL").count()
+    n_labels = publish(spark, labels, f"{out}/address_labels/dt={args.ds}", ["address"])
+    n_training = publish(spark, training, f"{out}/training_features/dt={args.ds}", ["address"])
+    unaddressed = count_unaddressed(outputs, inputs)
+    day.unpersist()
+    block_pools.unpersist()
+    return (
+        f"build_features {args.ds}: {n_active} active addresses featured of {n_state} in the state "
+        f"({unaddressed} flows without an address left out); {n_attributed} of {n_blocks} blocks "
+        f"attributed to a pool; {n_labels} pool addresses labelled; training set {n_training} rows"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     spark = SparkSession.builder.appName(f"build_features {args.ds}").getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
-    root = args.extracts.rstrip("/")
-    outputs = read_days(spark, f"{root}/outputs", args.ds)
-    inputs = read_days(spark, f"{root}/inputs", args.ds)
-    blocks = read_days(spark, f"{root}/blocks", args.ds)
-    pools = spark.read.option("multiLine", True).json(args.pools)
-
-    coinbase_outputs = outputs.where("is_coinbase").select("block_number", "address")
-    block_pools = attribute_blocks(blocks, coinbase_outputs, pools).cache()
-    labels = address_labels(block_pools, coinbase_outputs, pools, args.min_coinbase_outputs)
-    features = address_features(ordinary_flows(outputs, inputs))
-    day_blocks = block_pools.where(F.to_date("block_timestamp") == F.lit(args.ds).cast("date"))
-
-    unaddressed = count_unaddressed(outputs, inputs)
-    n_features = publish(spark, features, args.features_out, ["address"])
-    n_blocks = publish(spark, day_blocks, args.block_pools_out, ["block_number"])
-    n_attributed = spark.read.parquet(args.block_pools_out).where("pool_id IS NOT NULL").count()
-    n_labels = publish(spark, labels, args.labels_out, ["address"])
-    print(
-        f"build_features {args.ds}: {n_features} addresses featured "
-        f"({unaddressed} flows without an address left out), {n_attributed} of {n_blocks} "
-        "blocks attributed to a pool, "
-        f"{n_labels} pool addresses labelled"
-    )
-    spark.stop()
+    try:
+        print(run(spark, args))
+    finally:
+        spark.stop()
     return 0
 
 

@@ -9,8 +9,11 @@ from pool_classifier.targets import Target
 
 # Extract outputs: one Parquet folder per table per day.
 EXTRACT_TABLES = ("blocks", "outputs", "inputs")
-# Outputs of the features job.
-FEATURE_TABLES = ("address_features", "block_pools", "address_labels")
+# Outputs of the features job, per day: features of the addresses active that day, the
+# day's blocks with their pool, every pool address known so far, and the training set.
+FEATURE_TABLES = ("address_features", "block_pools", "address_labels", "training_features")
+# The features job's running state: per-address partials and coinbase receipts, per day.
+STATE_TABLES = ("address_state", "coinbase_receipts")
 
 
 def _day(target: Target, kind: str, name: str, ds: str) -> str:
@@ -24,9 +27,13 @@ def extract_dir(target: Target, table: str, ds: str) -> str:
     return _day(target, "extracts", table, ds)
 
 
+def extracts_root(target: Target) -> str:
+    return f"{target.bucket}/extracts"
+
+
 def extract_root(target: Target, table: str) -> str:
-    """Parent of every day of one extract table (read with `dt` as a partition column)."""
-    return f"{target.bucket}/extracts/{table}"
+    """Parent of every day of one extract table."""
+    return f"{extracts_root(target)}/{table}"
 
 
 def extracted_days(target: Target, until: str) -> list[str]:
@@ -42,6 +49,21 @@ def features_dir(target: Target, table: str, ds: str) -> str:
     if table not in FEATURE_TABLES:
         raise ValueError(f"unknown features table {table!r}; expected one of {FEATURE_TABLES}")
     return _day(target, "features", table, ds)
+
+
+def features_root(target: Target) -> str:
+    return f"{target.bucket}/features"
+
+
+def state_root(target: Target) -> str:
+    return f"{target.bucket}/state"
+
+
+def state_dir(target: Target, table: str, ds: str) -> str:
+    """The running state after day `ds` (history up to and including it)."""
+    if table not in STATE_TABLES:
+        raise ValueError(f"unknown state table {table!r}; expected one of {STATE_TABLES}")
+    return _day(target, "state", table, ds)
 
 
 def models_root(target: Target) -> str:

@@ -22,16 +22,18 @@ FEATURES_JOB = SPARK_JOBS_DIR / "build_features.py"
 LOG4J_CONFIG = INCLUDE_DIR / "spark" / "log4j2.properties"
 
 
-def features_job_args(target: Target, ds: str, pools_uri: str, min_coinbase_outputs: int) -> list[str]:
-    return [
+def features_job_args(target: Target, ds: str, pools_uri: str, settings: dict) -> list[str]:
+    """Arguments of build_features for day `ds`; `settings` are its labelling/sampling options."""
+    args = [
         "--ds", ds,
-        "--extracts", f"{target.bucket}/extracts",
+        "--extracts", datasets.extracts_root(target),
+        "--state", datasets.state_root(target),
+        "--features", datasets.features_root(target),
         "--pools", pools_uri,
-        "--features-out", datasets.features_dir(target, "address_features", ds),
-        "--block-pools-out", datasets.features_dir(target, "block_pools", ds),
-        "--labels-out", datasets.features_dir(target, "address_labels", ds),
-        "--min-coinbase-outputs", str(min_coinbase_outputs),
     ]
+    for name, value in sorted(settings.items()):
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    return args
 
 
 def spark_submit_command(target: Target, job: Path, job_args: list[str]) -> list[str]:

@@ -1,8 +1,8 @@
-"""train: fit the pool-address classifier on one day's features and labels, and save it.
+"""train: fit the pool-address classifier on the day's training set, and save it.
 
-Training set: every labelled pool address that has features (positives) and a seeded
-random sample of the other addresses (negatives, `negatives_per_positive` of them per
-positive). Model: the original random forest (200 trees, balanced class weights) on the
+Training set: `features/training_features/dt=<ds>`, made by the features job from the
+whole state: every labelled pool address that has features (positives) and a seeded
+random sample of the other addresses (negatives, ~100 per positive). Model: the original random forest (200 trees, balanced class weights) on the
 original 26 features, with a fixed seed. The model folder holds `model.joblib` and
 `metadata.json` (data, feature list, params, metrics, library versions).
 
@@ -34,7 +34,6 @@ class TrainingDataError(RuntimeError):
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 42
-    negatives_per_positive: int = 100
     test_fraction: float = 0.25
     threshold: float = 0.5
     features: tuple[str, ...] = ORIGINAL_FEATURES
@@ -51,33 +50,17 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def load_day(target: Target, ds: str):
-    """The day's features with a `label` column (1 = labelled pool address) and `pool_name`."""
+def training_set(target: Target, ds: str):
+    """The day's training rows (features, `label`, `pool_name`), sorted by address."""
     import pandas as pd
 
-    features = pd.read_parquet(datasets.features_dir(target, "address_features", ds))
-    labels = pd.read_parquet(
-        datasets.features_dir(target, "address_labels", ds), columns=["address", "pool_name"]
-    )
-    data = features.merge(labels, on="address", how="left")
-    data["label"] = data["pool_name"].notna().astype("int8")
-    return data.sort_values("address", kind="stable").reset_index(drop=True)
-
-
-def training_set(data, config: TrainConfig):
-    """Positives, plus a seeded random sample of negatives (never the first N rows)."""
-    import pandas as pd
-
-    positives = data[data["label"] == 1]
-    negatives = data[data["label"] == 0]
-    if len(positives) < 10:
+    rows = pd.read_parquet(datasets.features_dir(target, "training_features", ds))
+    positives = int(rows["label"].sum())
+    if positives < 10:
         raise TrainingDataError(
-            f"only {len(positives)} labelled pool addresses have features; at least 10 are "
-            "needed to train. Extract more days, or lower --min-coinbase-outputs."
+            f"only {positives} labelled pool addresses have features on {ds}; at least 10 are "
+            "needed to train. Build more days, or lower --min-coinbase-outputs."
         )
-    n_negatives = min(len(negatives), config.negatives_per_positive * len(positives))
-    sampled = negatives.sample(n=n_negatives, random_state=config.seed)
-    rows = pd.concat([positives, sampled], ignore_index=True)
     return rows.sort_values("address", kind="stable").reset_index(drop=True)
 
 
@@ -118,8 +101,7 @@ def train_model(target: Target, ds: str, config: TrainConfig = TrainConfig()) ->
     """Train on day `ds` and save the model as version `rf-<ds>`; returns the metadata."""
     import joblib
 
-    data = load_day(target, ds)
-    rows = training_set(data, config)
+    rows = training_set(target, ds)
     model, metrics = fit_and_evaluate(rows, config)
     version = f"rf-{ds}"
     positives = rows[rows["label"] == 1]
@@ -131,9 +113,7 @@ def train_model(target: Target, ds: str, config: TrainConfig = TrainConfig()) ->
             # Features cover every extracted day up to ds.
             "window": {"first_day": (datasets.extracted_days(target, ds) or [ds])[0], "last_day": ds},
             # Relative to the bucket, so that a copied registry still says the same.
-            "features_path": _in_bucket(target, datasets.features_dir(target, "address_features", ds)),
-            "labels_path": _in_bucket(target, datasets.features_dir(target, "address_labels", ds)),
-            "addresses": int(len(data)),
+            "training_set": _in_bucket(target, datasets.features_dir(target, "training_features", ds)),
             "positives": int(len(positives)),
             "negatives_sampled": int(len(rows) - len(positives)),
             "positives_per_pool": {

@@ -182,7 +182,8 @@ def test_labels_need_the_threshold_of_coinbase_outputs(spark, pools):
         [(n, "M1") for n in (1, 2, 3)] + [(n, "M2") for n in (1, 2)] + [(9, "M3")] * 5,
         "block_number long, address string",
     )
-    labels = job.address_labels(block_pools, coinbase, pools, min_coinbase_outputs=3).collect()
+    receipts = job.coinbase_receipts(block_pools, coinbase)
+    labels = job.address_labels(receipts, pools, min_coinbase_outputs=3).collect()
     by_address = {r["address"]: r for r in labels}
     assert by_address["M1"]["label_source"] == "coinbase"
     assert by_address["M1"]["pool_name"] == "AntPool" and by_address["M1"]["coinbase_outputs"] == 3

@@ -32,7 +32,11 @@ def write_day(target, n_pools=60, n_others=3000, seed=0):
             "label_source": "coinbase",
         }
     )
-    for table, df in (("address_features", frame), ("address_labels", labels)):
+    training = frame.merge(labels[["address", "pool_name"]], on="address", how="left")
+    training["label"] = training["pool_name"].notna().astype("int32")
+    for table, df in (
+        ("address_features", frame), ("address_labels", labels), ("training_features", training)
+    ):
         folder = Path(datasets.features_dir(target, table, DS))
         folder.mkdir(parents=True)
         df.to_parquet(folder / "part-00000.parquet", index=False)
@@ -54,18 +58,6 @@ def test_training_is_reproducible_and_saves_metadata(local_target):
     assert metadata["config"]["model_params"]["n_estimators"] == 200
     assert set(metadata["libraries"]) >= {"scikit-learn", "numpy", "python"}
     assert metadata["metrics"]["pr_auc"] > 0.8  # the signal is strong; a broken fit is not
-
-
-def test_negatives_are_a_seeded_sample_not_the_first_rows(local_target):
-    write_day(local_target)
-    data = train.load_day(local_target, DS)
-    config = train.TrainConfig(negatives_per_positive=5)
-    rows = train.training_set(data, config)
-    negatives = rows[rows["label"] == 0]["address"]
-    assert len(negatives) == 300
-    first_rows = data[data["label"] == 0]["address"].head(300)
-    assert set(negatives) != set(first_rows)
-    assert rows.equals(train.training_set(data, config))
 
 
 def test_too_few_positives_fail_clearly(local_target):
