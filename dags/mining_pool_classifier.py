@@ -6,20 +6,22 @@ Runbook. Each daily run (logical date `ds`, a UTC day) does, in order:
 | task | reads | writes (replaced on a re-run) |
 |---|---|---|
 | `extract_day` | `crypto_bitcoin.blocks`, `.transactions` for `ds` | `extracts/{blocks,outputs,inputs}/dt=ds/` |
-| `build_features` | every `extracts/*/dt≤ds` | `features/{address_features,block_pools,address_labels}/dt=ds/` |
-| `train_model` | the day's features and labels | `models/rf-ds/` (model.joblib, metadata.json) |
-| `score_addresses` | the day's features, the model | `predictions/address_scores/dt=ds/` |
+| `build_features` | `extracts/*/dt=ds`, `state/*/dt=ds-1` | `state/{address_state,coinbase_receipts}/dt=ds/`, `features/{address_features,block_pools,address_labels,training_features}/dt=ds/` |
+| `train_model` | the day's training set | `models/rf-ds/` (model.joblib, metadata.json) |
+| `score_addresses` | the day's features (active addresses), the model | `predictions/address_scores/dt=ds/` |
 
 Where the folders are depends on the target (`POOL_CLASSIFIER_TARGET`, default `local`:
 `data/bucket/` in the project; `gcp`: the Cloud Storage bucket).
 
 **Re-running** a day (clear the run, or `airflow dags test mining_pool_classifier ds`)
-replaces that day's outputs and nothing else. Features read all earlier extracted days:
-run days in date order (one active run at a time).
+replaces that day's outputs. Features merge the day into the state of the day before, so
+days run in date order (one active run at a time); re-running an old day removes the
+later states, and those days must then be re-run in order.
 
 **Common failures**
 - `No blocks on <ds>`: the source has no data for the day; load it, or pick another date.
 - `only N labelled pool addresses`: the day is too small to train; see `train_model`.
+- `no state for <day>`: a day in the history was never built; run the days named, in order.
 - `Spark job build_features.py failed`: the error holds the job's last lines.
 """
 from __future__ import annotations

@@ -382,6 +382,10 @@ class StateOrderError(RuntimeError):
     """The state of the day before is missing: days must be built in date order."""
 
 
+# Exit code for errors in the data or its order, that a retry would not fix.
+DATA_ERROR_EXIT_CODE = 3
+
+
 def _day_folders(spark: SparkSession, root: str) -> list[str]:
     """The `dt=` days present under a folder (ignoring hidden temporary folders), sorted."""
     jvm = spark.sparkContext._jvm
@@ -525,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     try:
         print(run(spark, args))
+    except StateOrderError as exc:
+        print(f"StateOrderError: {exc}", file=sys.stderr)
+        return DATA_ERROR_EXIT_CODE
     finally:
         spark.stop()
     return 0

@@ -24,21 +24,27 @@ Fails with "No blocks on <ds>" when the source has no block that day.
 
 FEATURES_DOC = """
 #### build_features
-Runs the Spark job `spark_jobs/build_features.py` over every extracted day up to `<ds>`;
-writes `features/{address_features,block_pools,address_labels}/dt=<ds>/`, replacing the
-day. Fails when an extract of an earlier step is missing: re-run `extract_day`.
+Runs the Spark job `spark_jobs/build_features.py`: aggregates the day's extracts into
+per-address partials and merges them into the state of the day before
+(`state/address_state/dt=<ds-1>`); writes `state/{address_state,coinbase_receipts}/dt=<ds>/`
+and `features/{address_features,block_pools,address_labels,training_features}/dt=<ds>/`,
+replacing the day. Re-running a day removes the states of later days (they were built on
+the old one): re-run those days in order.
+Fails with `no state for <day>` when the day before was never built: run the days it
+names first, in date order.
 """
 
 TRAIN_DOC = """
 #### train_model
-Fits the random forest on `<ds>`'s features and labels (seeded); writes
+Fits the random forest on `<ds>`'s training set (seeded); writes
 `models/rf-<ds>/{model.joblib,metadata.json}`. Fails with a message when fewer than 10
 pool addresses are labelled that day.
 """
 
 SCORE_DOC = """
 #### score_addresses
-Scores every featured address of `<ds>` with the model trained for the day; writes
+Scores the addresses active on `<ds>` (whose features changed) with the model trained
+for the day; writes
 `predictions/address_scores/dt=<ds>/predictions.parquet`, replacing the day.
 """
 
@@ -52,12 +58,15 @@ def _fail_without_retry_on_bad_data():
     """Errors about the data itself fail the task at once: a retry would fail the same way."""
     from pool_classifier.extract import NoBlocksError
     from pool_classifier.score import ModelMismatchError
+    from pool_classifier.spark_submit import SparkJobDataError
     from pool_classifier.train import TrainingDataError
     from pool_classifier.warehouse import WarehouseLoadError
 
     try:
         yield
-    except (NoBlocksError, TrainingDataError, ModelMismatchError, WarehouseLoadError) as exc:
+    except (
+        NoBlocksError, TrainingDataError, ModelMismatchError, WarehouseLoadError, SparkJobDataError
+    ) as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -89,7 +98,8 @@ def build_features(target: Target):
     def build_features_task() -> str:
         from pool_classifier.features import build_features as run
 
-        return run(target, _ds())
+        with _fail_without_retry_on_bad_data():
+            return run(target, _ds())
 
     return build_features_task()
 

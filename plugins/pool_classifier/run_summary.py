@@ -73,6 +73,8 @@ def summarize(target: Target, ds: str, model_version: str | None = None) -> dict
         "address features": features,
         "block pools": block_pools,
         "address labels": labels,
+        "training set": datasets.features_dir(target, "training_features", ds),
+        "address state": datasets.state_dir(target, "address_state", ds),
         "model": model,
         "predictions": predictions,
     }
@@ -82,6 +84,7 @@ def summarize(target: Target, ds: str, model_version: str | None = None) -> dict
         "transactions": scalar("SELECT count(DISTINCT transaction_hash) FROM {p}", outputs_dir),
         "blocks_attributed": scalar("SELECT count(*) FROM {p} WHERE pool_id IS NOT NULL", block_pools),
         "addresses_featured": scalar("SELECT count(*) FROM {p}", features),
+        "addresses_in_state": scalar("SELECT count(*) FROM {p}", datasets.state_dir(target, "address_state", ds)),
         "pool_addresses_by_pool": dict(labelled),
         "model_version": metadata["version"],
         "pr_auc": metadata["metrics"]["pr_auc"],
@@ -107,7 +110,8 @@ def render(summary: dict) -> str:
         f"== mining_pool_classifier run for {summary['day']} ==",
         f"blocks                {summary['blocks']} ({summary['blocks_attributed']} attributed to a pool)",
         f"transactions          {summary['transactions']}",
-        f"addresses featured    {summary['addresses_featured']}",
+        f"addresses featured    {summary['addresses_featured']} active on the day "
+        f"(of {summary['addresses_in_state']} in the history)",
         f"pool addresses (labelled from coinbases), per pool:",
     ]
     lines += [f"    {name:<20} {n}" for name, n in summary["pool_addresses_by_pool"].items()]

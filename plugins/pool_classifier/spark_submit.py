@@ -16,6 +16,12 @@ from pool_classifier import datasets
 from pool_classifier.targets import INCLUDE_DIR, PROJECT_ROOT, SPARK_JOBS_DIR, Target
 
 log = logging.getLogger(__name__)
+# What spark_jobs exit with when the data (or the order of days) is wrong: no retry helps.
+DATA_ERROR_EXIT_CODE = 3
+
+
+class SparkJobDataError(RuntimeError):
+    """A Spark job refused its input; the message holds the job's own explanation."""
 
 FEATURES_JOB = SPARK_JOBS_DIR / "build_features.py"
 # Warnings and errors only: the task log should show what the job says.
@@ -76,7 +82,10 @@ def run_local(target: Target, job: Path, job_args: list[str]) -> str:
     for line in proc.stdout:
         lines.append(line.rstrip())
         log.info("%s", lines[-1])
-    if proc.wait() != 0:
+    if proc.wait() == DATA_ERROR_EXIT_CODE:
+        reason = next((line for line in reversed(lines) if "Error:" in line), lines[-1] if lines else "")
+        raise SparkJobDataError(f"Spark job {job.name} refused the data: {reason}")
+    if proc.returncode != 0:
         tail = "\n".join(lines[-40:])
         raise RuntimeError(f"Spark job {job.name} failed (exit {proc.returncode}); last lines:\n{tail}")
     return lines[-1] if lines else ""
