@@ -10,13 +10,12 @@ text runs as is.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 
-from pool_classifier import datasets
+from pool_classifier import datasets, sql
 from pool_classifier.storage import publish_dir
-from pool_classifier.targets import SQL_DIR, Target, current_target
+from pool_classifier.targets import Target, current_target
 from pool_classifier.warehouse import CATALOG
 
 # Sort keys make local files byte-identical between runs (DuckDB scans in parallel).
@@ -31,24 +30,9 @@ class NoBlocksError(RuntimeError):
     """The warehouse has no block for the logical date: nothing to extract."""
 
 
-def sql_path(table: str) -> Path:
-    return SQL_DIR / f"extract_{table}.sql"
-
-
 def render_sql(table: str, ds: str) -> str:
     """The BigQuery SQL of one extract for the logical date `ds` (as Airflow renders it)."""
-    import jinja2
-
-    dt.date.fromisoformat(ds)  # refuse anything that is not a date before it reaches SQL
-    template = jinja2.Template(sql_path(table).read_text(), undefined=jinja2.StrictUndefined)
-    return template.render(ds=ds)
-
-
-def to_duckdb(bigquery_sql: str) -> str:
-    """BigQuery SQL → DuckDB SQL."""
-    import sqlglot
-
-    return sqlglot.transpile(bigquery_sql, read="bigquery", write="duckdb")[0]
+    return sql.render(f"extract_{table}", ds=ds)
 
 
 def connect_warehouse(warehouse: str):
@@ -80,7 +64,7 @@ def extract_day(target: Target, ds: str) -> dict:
     try:
         results = {}
         for table in datasets.EXTRACT_TABLES:
-            query = to_duckdb(render_sql(table, ds))
+            query = sql.to_duckdb(render_sql(table, ds))
             con.execute(f"CREATE OR REPLACE TEMP TABLE day AS {query}")
             rows = con.execute("SELECT count(*) FROM day").fetchone()[0]
             if table == "blocks" and rows == 0:

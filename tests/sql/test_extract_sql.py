@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlglot
 
-from pool_classifier import datasets, extract
+from pool_classifier import datasets, extract, sql
 from tests.conftest import REAL_DATA
 
 
@@ -81,7 +81,7 @@ def input_keys(rows):
 def query(warehouse: str, table: str, ds: str) -> list[dict]:
     con = extract.connect_warehouse(warehouse)
     try:
-        return con.execute(extract.to_duckdb(extract.render_sql(table, ds))).to_arrow_table().to_pylist()
+        return con.execute(sql.to_duckdb(extract.render_sql(table, ds))).to_arrow_table().to_pylist()
     finally:
         con.close()
 
