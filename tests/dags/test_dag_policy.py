@@ -72,3 +72,18 @@ def test_unknown_target_is_refused_by_name(monkeypatch):
     monkeypatch.setenv(targets.TARGET_ENV, "azure")
     with pytest.raises(ValueError, match="POOL_CLASSIFIER_TARGET='azure'"):
         targets.current_target()
+
+
+def test_data_errors_fail_the_task_without_retry():
+    """A day with no blocks fails the same way on every retry: fail at once, saying why."""
+    from airflow.exceptions import AirflowFailException
+
+    from pool_classifier import dag_steps
+    from pool_classifier.extract import NoBlocksError
+
+    with pytest.raises(AirflowFailException, match="NoBlocksError: No blocks on 2015-08-01"):
+        with dag_steps._fail_without_retry_on_bad_data():
+            raise NoBlocksError("No blocks on 2015-08-01 in `crypto_bitcoin.blocks`")
+    with pytest.raises(OSError):  # anything else may be passing: retries apply
+        with dag_steps._fail_without_retry_on_bad_data():
+            raise OSError("disk hiccup")
