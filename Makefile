@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export TZ := UTC
 
-.PHONY: setup run test requirements clean
+.PHONY: setup run test bench requirements clean
 
 setup:
 	@scripts/setup.sh
@@ -17,6 +17,10 @@ run: setup
 ## Run every test (pytest): policy, SQL, Spark, train/score, end-to-end through Airflow.
 test: setup
 	@$(PY) -m pytest
+
+## Benchmark the feature batch (Spark vs DuckDB, history growth, memory); appends to bench/results.md.
+bench: setup
+	@$(PY) bench/bench_features.py
 
 ## Re-pin requirements.txt from requirements.in (uv resolves in ~20 s).
 requirements:

@@ -363,8 +363,10 @@ def training_set(features: DataFrame, labels: DataFrame, negatives_per_positive:
     labelled = features.join(
         labels.select("address", "pool_id", "pool_name", "label_source"), "address", "left"
     ).withColumn("label", F.col("pool_id").isNotNull().cast("int"))
-    positives = labelled.where("label = 1").count()
-    others = labelled.where("label = 0").count()
+    # One pass for both counts (label is 0 or 1).
+    counts = labelled.agg(F.count(F.lit(1)).alias("rows"), F.sum("label").alias("positives")).first()
+    positives = int(counts["positives"] or 0)
+    others = int(counts["rows"]) - positives
     rate = min(1.0, negatives_per_positive * positives / others) if others else 0.0
     draw = (F.xxhash64("address", F.lit(seed)) % 1_000_000_007).cast("double") / 1_000_000_007
     return labelled.where((F.col("label") == 1) | (F.abs(draw) < rate))
@@ -434,6 +436,24 @@ def publish(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str]) 
 
     One sorted file named part-00000.parquet, so a re-run gives byte-identical output.
     """
+    return publish_parts(spark, df, final, sort_by, 1)
+
+
+# Rows per file of the address state: it grows with the history, and one file means one
+# task sorting and writing all of it on one core.
+STATE_ROWS_PER_FILE = 500_000
+MAX_STATE_FILES = 64
+
+
+def state_files(rows: int) -> int:
+    """How many files the state of about `rows` rows is written as (1 for small states)."""
+    return max(1, min(MAX_STATE_FILES, -(-rows // STATE_ROWS_PER_FILE)))
+
+
+def publish_parts(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str], parts: int) -> int:
+    """`publish` as `parts` files: rows hash-partitioned on the first sort column, each file
+    sorted, named part-00000.parquet, part-00001.parquet, … in partition order, so a re-run
+    gives the same files. Returns the number of rows written."""
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     Path = jvm.org.apache.hadoop.fs.Path
@@ -442,12 +462,22 @@ def publish(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str]) 
     fs.setWriteChecksum(False)  # no .crc side files on a local disk (a no-op on GCS)
     parent = final_path.getParent()
     tmp = Path(parent, f".{final_path.getName()}.tmp-{uuid.uuid4().hex[:12]}")
-    df.repartition(1).sortWithinPartitions(*sort_by).write.parquet(tmp.toString())
-    for status in fs.listStatus(tmp):
-        if status.getPath().getName().startswith("part-"):
-            fs.rename(status.getPath(), Path(tmp, "part-00000.parquet"))
+    if parts <= 1:
+        df.repartition(1).sortWithinPartitions(*sort_by).write.parquet(tmp.toString())
+    else:
+        df.repartition(parts, sort_by[0]).sortWithinPartitions(*sort_by).write.parquet(tmp.toString())
+    # Spark names its files part-<task partition>-<uuid>…: in partition order, renamed 0, 1, …
+    written = sorted(
+        (status.getPath() for status in fs.listStatus(tmp) if status.getPath().getName().startswith("part-")),
+        key=lambda path: path.getName(),
+    )
+    kept = set()
+    for i, path in enumerate(written):
+        name = f"part-{i:05d}.parquet"
+        fs.rename(path, Path(tmp, name))
+        kept.add(name)
     for status in fs.listStatus(tmp):  # _SUCCESS and checksum files are not data
-        if status.getPath().getName() != "part-00000.parquet":
+        if status.getPath().getName() not in kept:
             fs.delete(status.getPath(), False)
     old = None
     if fs.exists(final_path):
@@ -491,8 +521,12 @@ def run(spark: SparkSession, args: argparse.Namespace) -> str:
     pools = spark.read.option("multiLine", True).json(args.pools)
 
     day = day_partials(ordinary_flows(outputs, inputs)).cache()
+    # The count fills the cache (used three times below); a Parquet count reads only footers.
+    rows_at_most = day.count() + (previous.count() if previous is not None else 0)
     state = merge_state(previous if previous is not None else empty_state(spark), day)
-    n_state = publish(spark, state, f"{address_state_root}/dt={args.ds}", ["address"])
+    n_state = publish_parts(
+        spark, state, f"{address_state_root}/dt={args.ds}", ["address"], state_files(rows_at_most)
+    )
     state = spark.read.parquet(f"{address_state_root}/dt={args.ds}")
 
     coinbase_outputs = outputs.where("is_coinbase").select("block_number", "address")
