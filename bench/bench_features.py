@@ -2,7 +2,8 @@
 
     make bench            # or: PYTHONPATH=plugins:. .venv/bin/python bench/bench_features.py
 
-On one real-size synthetic day (500,000 transactions, ~2.5 M inputs+outputs), kept under
+On one real-size synthetic day (500,000 transactions; the generator makes ~1.7 M inputs and
+outputs of them, fewer than the ~2.5 M of a real day), kept under
 bench/data/ and generated once (reused when present):
 
 1. generate → load into a bench warehouse → extract into a bench bucket;
