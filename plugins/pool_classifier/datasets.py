@@ -20,11 +20,15 @@ def _day(target: Target, kind: str, name: str, ds: str) -> str:
     return f"{target.bucket}/{kind}/{name}/dt={ds}"
 
 
+def _table_day(target: Target, kind: str, tables: tuple[str, ...], table: str, ds: str) -> str:
+    if table not in tables:
+        raise ValueError(f"unknown {kind} table {table!r}; expected one of {tables}")
+    return _day(target, kind, table, ds)
+
+
 def extract_dir(target: Target, table: str, ds: str) -> str:
     """One UTC day of `table` as extracted from crypto_bitcoin (Parquet)."""
-    if table not in EXTRACT_TABLES:
-        raise ValueError(f"unknown extract table {table!r}; expected one of {EXTRACT_TABLES}")
-    return _day(target, "extracts", table, ds)
+    return _table_day(target, "extracts", EXTRACT_TABLES, table, ds)
 
 
 def extracts_root(target: Target) -> str:
@@ -45,10 +49,8 @@ def extracted_days(target: Target, until: str) -> list[str]:
 
 
 def features_dir(target: Target, table: str, ds: str) -> str:
-    """Per-address features, per-block pool attribution, or address labels of one day."""
-    if table not in FEATURE_TABLES:
-        raise ValueError(f"unknown features table {table!r}; expected one of {FEATURE_TABLES}")
-    return _day(target, "features", table, ds)
+    """One day's output of the features job (see FEATURE_TABLES)."""
+    return _table_day(target, "features", FEATURE_TABLES, table, ds)
 
 
 def features_root(target: Target) -> str:
@@ -61,9 +63,7 @@ def state_root(target: Target) -> str:
 
 def state_dir(target: Target, table: str, ds: str) -> str:
     """The running state after day `ds` (history up to and including it)."""
-    if table not in STATE_TABLES:
-        raise ValueError(f"unknown state table {table!r}; expected one of {STATE_TABLES}")
-    return _day(target, "state", table, ds)
+    return _table_day(target, "state", STATE_TABLES, table, ds)
 
 
 def models_root(target: Target) -> str:
@@ -76,5 +76,5 @@ def model_dir(target: Target, version: str) -> str:
 
 
 def predictions_dir(target: Target, ds: str) -> str:
-    """Scores of every featured address for one day."""
+    """Scores of the addresses active on one day."""
     return _day(target, "predictions", "address_scores", ds)
