@@ -83,41 +83,54 @@ def count_unaddressed(outputs: DataFrame, inputs: DataFrame) -> int:
     return missing(outputs).count() + missing(inputs).count()
 
 
-def side_partials(flows: DataFrame, side: str) -> DataFrame:
-    """Partials of one side per address over the given flows (a day, or any window)."""
-    p = SIDE_PREFIX[side]
-    f = flows.where(F.col("side") == side)
+def day_partials(flows: DataFrame) -> DataFrame:
+    """Both sides' partials per address over the given flows (a day, or any window).
+
+    A side's columns are null where the address has no flow on it. Two shuffles only: flows
+    are first folded per (address, side, transaction) — one block time and one month each —
+    then everything else runs on data partitioned by address: the window over times, the
+    per-side aggregate and the pivot of the two sides into one row.
+    """
     value = F.col("value").cast(SATOSHI_SUM)
-    values = f.groupBy("address").agg(
-        F.count(F.lit(1)).alias(f"{p}_n"),
-        F.sum(value).cast(SATOSHI_SUM).alias(f"{p}_value_sum"),
-        F.sum(value * value).cast(SATOSHI_SUM).alias(f"{p}_value_sumsq"),
-        F.countDistinct("transaction_hash").alias(f"{p}_tx"),
-        F.min("block_timestamp_month").alias(f"{p}_month_min"),
-        F.max("block_timestamp_month").alias(f"{p}_month_max"),
-        F.array_sort(F.collect_set("block_timestamp_month")).alias(f"{p}_months"),
-    )
-    times = f.select("address", F.unix_seconds("block_timestamp").alias("t")).distinct()
-    previous = F.lag("t").over(Window.partitionBy("address").orderBy("t"))
-    gap = (F.col("t") - previous).cast(SATOSHI_SUM)
-    timing = (
-        times.withColumn("gap", gap)
-        .groupBy("address")
+    per_tx = (
+        flows.groupBy("address", "side", "transaction_hash")
         .agg(
-            F.min("t").alias(f"{p}_first_time"),
-            F.max("t").alias(f"{p}_last_time"),
-            F.count(F.lit(1)).alias(f"{p}_times"),
-            F.coalesce(F.sum("gap"), F.lit(0)).cast(SATOSHI_SUM).alias(f"{p}_gap_sum"),
-            F.coalesce(F.sum(F.col("gap") * F.col("gap")), F.lit(0)).cast(SATOSHI_SUM).alias(f"{p}_gap_sumsq"),
+            F.count(F.lit(1)).alias("n"),
+            F.sum(value).alias("value_sum"),
+            F.sum(value * value).alias("value_sumsq"),
+            F.min("block_timestamp_month").alias("month"),
+            F.min(F.unix_seconds("block_timestamp")).alias("t"),
+        )
+        .repartition("address")
+    )
+    # Transactions of one block share a time: their gap is 0, which adds nothing to the
+    # gap sums, and the distinct times are the first one plus every positive gap.
+    previous = F.lag("t").over(Window.partitionBy("address", "side").orderBy("t"))
+    gap = (F.col("t") - previous).cast(SATOSHI_SUM)
+    sides = (
+        per_tx.withColumn("gap", gap)
+        .groupBy("address", "side")
+        .agg(
+            F.sum("n").alias("n"),
+            F.sum("value_sum").cast(SATOSHI_SUM).alias("value_sum"),
+            F.sum("value_sumsq").cast(SATOSHI_SUM).alias("value_sumsq"),
+            F.count(F.lit(1)).alias("tx"),
+            F.min("month").alias("month_min"),
+            F.max("month").alias("month_max"),
+            F.array_sort(F.collect_set("month")).alias("months"),
+            F.min("t").alias("first_time"),
+            F.max("t").alias("last_time"),
+            (F.count(F.when(F.col("gap") > 0, 1)) + 1).alias("times"),
+            F.coalesce(F.sum("gap"), F.lit(0)).cast(SATOSHI_SUM).alias("gap_sum"),
+            F.coalesce(F.sum(F.col("gap") * F.col("gap")), F.lit(0)).cast(SATOSHI_SUM).alias("gap_sumsq"),
         )
     )
-    return values.join(timing, "address")
-
-
-def day_partials(flows: DataFrame) -> DataFrame:
-    """Both sides' partials per address (a side's columns are null where it has no flow)."""
-    both = side_partials(flows, "output").join(side_partials(flows, "input"), "address", "full_outer")
-    return both.select("address", *partial_columns())
+    pivoted = [
+        F.max(F.when(F.col("side") == side, F.col(name))).cast(kind).alias(f"{p}_{name}")
+        for side, p in SIDE_PREFIX.items()
+        for name, kind in PARTIALS.items()
+    ]
+    return sides.groupBy("address").agg(*pivoted).select("address", *partial_columns())
 
 
 def empty_state(spark: SparkSession) -> DataFrame:
