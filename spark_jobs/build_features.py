@@ -1,14 +1,17 @@
 """build_features: per-address features, per-block pool attribution and pool labels.
 
-Reads the extracted days (`extracts/{blocks,outputs,inputs}/dt=…`) up to the logical
-date and writes three Parquet folders for that date:
+Reads one day's extracts (`extracts/{blocks,outputs,inputs}/dt=<ds>`) and the state of
+the day before (`state/{address_state,coinbase_receipts}/dt=<ds-1>`), and writes for `ds`:
 
-* `address_features` — one row per address seen in ordinary transactions, with the
-  columns of `pool_classifier.feature_spec.FEATURE_COLUMNS`;
-* `block_pools` — each block of the day with the pool that mined it (matched by coinbase
-  tag, else by payout address, else `none`);
-* `address_labels` — pool addresses: paid by at least N coinbase outputs of attributed
-  blocks, plus the pools' known payout addresses.
+* `state/address_state`, `state/coinbase_receipts` — the running per-address partials and
+  coinbase receipts per (address, pool), history up to and including `ds`;
+* `features/address_features` — the addresses active on `ds`, with the columns of
+  `pool_classifier.feature_spec.FEATURE_COLUMNS`;
+* `features/block_pools` — each block of the day with the pool that mined it (matched by
+  coinbase tag, else by payout address, else `none`);
+* `features/address_labels` — pool addresses: paid by at least N coinbase outputs of
+  attributed blocks, plus the pools' known payout addresses;
+* `features/training_features` — labelled addresses plus a seeded sample of the others.
 
 The transforms are pure functions of DataFrames; `main` does the I/O. Run with
 `spark-submit build_features.py --help` (local mode or Dataproc Serverless alike).
@@ -24,7 +27,7 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pool_classifier.feature_spec import FEATURE_COLUMNS, SIDES
+from pool_classifier.feature_spec import FEATURE_COLUMNS
 
 SECONDS_PER_DAY = 86400
 SATOSHI_SUM = "decimal(38,0)"

@@ -21,8 +21,6 @@ as Unix seconds of the month's first day; times are block timestamps in Unix sec
 """
 from __future__ import annotations
 
-SIDES = ("output", "input")
-
 # name -> definition, in the order of the original 26 (then the additions).
 FEATURES: dict[str, str] = {
     "output_month_min": "first month the address received",

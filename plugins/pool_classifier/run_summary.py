@@ -112,7 +112,7 @@ def render(summary: dict) -> str:
         f"transactions          {summary['transactions']}",
         f"addresses featured    {summary['addresses_featured']} active on the day "
         f"(of {summary['addresses_in_state']} in the history)",
-        f"pool addresses (labelled from coinbases), per pool:",
+        "pool addresses (labelled from coinbases), per pool:",
     ]
     lines += [f"    {name:<20} {n}" for name, n in summary["pool_addresses_by_pool"].items()]
     lines += [
