@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-INCLUDE_DIR = PROJECT_ROOT / "include"
+# Composer maps only the dags/, plugins/ and data/ folders of its bucket onto the Airflow
+# machines, so the deploy puts include/ under plugins/ and names it with this variable.
+INCLUDE_DIR_ENV = "POOL_CLASSIFIER_INCLUDE_DIR"
+INCLUDE_DIR = Path(os.environ.get(INCLUDE_DIR_ENV) or PROJECT_ROOT / "include")
 SQL_DIR = INCLUDE_DIR / "sql"
 SCHEMA_DIR = INCLUDE_DIR / "schemas"
 POOLS_FILE = INCLUDE_DIR / "pools" / "pools-v2.json"
@@ -62,6 +65,8 @@ def _local() -> Target:
 
 
 def _gcp() -> Target:
+    from pool_classifier.gcp_config import DATAPROC_SPARK_PROPERTIES
+
     bucket = os.environ.get("POOL_CLASSIFIER_BUCKET", "")
     if not bucket:
         raise RuntimeError(
@@ -74,6 +79,8 @@ def _gcp() -> Target:
         warehouse="bigquery-public-data.crypto_bitcoin",
         sql_engine="bigquery",
         spark_runner="dataproc",
+        # Dataproc Serverless sizing, with the reason for each value: gcp_config.py.
+        spark_conf=dict(DATAPROC_SPARK_PROPERTIES),
     )
 
 

@@ -1,0 +1,118 @@
+"""The request bodies the gcp target sends: BigQuery job configurations and Dataproc
+Serverless batches, built by pure functions (no Airflow, no Google client).
+
+Every argument may be a value or a Jinja template that Airflow renders at run time
+(`{{ ds }}`, `{{ gcp.project }}`…): `gcp_tasks.py` passes templates, the tests pass both.
+The bodies use the API's own field names: BigQuery's REST `JobConfiguration` (camelCase,
+parsed by `google.cloud.bigquery.*JobConfig.from_api_repr`) and Dataproc's `Batch`
+(snake_case, parsed by `google.cloud.dataproc_v1.Batch`).
+"""
+from __future__ import annotations
+
+from pool_classifier import gcp_config
+from pool_classifier.targets import SQL_DIR
+
+PIPELINE_LABEL = "mining-pool-classifier"
+
+
+class BytesCapExceeded(RuntimeError):
+    """A query's dry-run estimate is above the configured cap: it is not run."""
+
+
+def extract_select(table: str) -> str:
+    """The extract SQL file of `table` as written (Jinja `{{ ds }}` left for Airflow)."""
+    return (SQL_DIR / f"extract_{table}.sql").read_text()
+
+
+def export_statement(select_sql: str, export_dir: str) -> str:
+    """`EXPORT DATA` of the SELECT to `<export_dir>/*.parquet`, replacing files of the same name.
+
+    The files of an earlier run that this one does not rewrite are removed before the job
+    (`gcp_tasks`), so the folder is exactly this run's output.
+    """
+    return (
+        f"EXPORT DATA OPTIONS (uri = '{export_dir}/*.parquet', format = 'PARQUET', overwrite = true) AS\n"
+        f"{select_sql.strip()}\n"
+    )
+
+
+def labels(step: str, ds: str) -> dict[str, str]:
+    """Labels on every job and batch: billing reports can then group cost by step and day."""
+    return {"pipeline": PIPELINE_LABEL, "step": step.replace("_", "-"), "logical-date": ds}
+
+
+def export_query_configuration(statement: str, max_bytes_billed, job_labels: dict) -> dict:
+    """A query job running `statement`, never billing more than `max_bytes_billed`."""
+    return {
+        "query": {
+            "query": statement,
+            "useLegacySql": False,
+            "maximumBytesBilled": str(max_bytes_billed),
+        },
+        "labels": dict(job_labels),
+    }
+
+
+def check_bytes_cap(estimate: int, cap: int, what: str) -> None:
+    """Refuse a query whose dry run estimates more bytes than the cap, saying both."""
+    if estimate > cap:
+        raise BytesCapExceeded(
+            f"{what}: the dry run estimates {estimate:,} bytes ({estimate / gcp_config.GIB:.2f} GiB), "
+            f"above the cap of {cap:,} bytes ({cap / gcp_config.GIB:.2f} GiB, setting max_bytes_billed "
+            f"of the Variable {gcp_config.SETTINGS_VARIABLE}). Nothing was run or billed. Check the "
+            "query's partition filter; raise the cap only if the data really grew."
+        )
+
+
+def load_configuration(
+    project: str, dataset: str, table: str, ds_nodash: str, source_uris: list[str], source_format: str,
+    job_labels: dict,
+) -> dict:
+    """Load one day into its partition (`table$YYYYMMDD`), replacing it: a re-run is a no-op.
+
+    The table must exist (`make deploy-composer` creates it from include/schemas/): a load
+    never creates a table with a guessed schema.
+    """
+    spec = gcp_config.BIGQUERY_TABLES[table]
+    return {
+        "load": {
+            "sourceUris": list(source_uris),
+            "sourceFormat": source_format,
+            "destinationTable": {"projectId": project, "datasetId": dataset, "tableId": f"{table}${ds_nodash}"},
+            "writeDisposition": "WRITE_TRUNCATE",
+            "createDisposition": "CREATE_NEVER",
+            "timePartitioning": {"type": "DAY", "field": spec["partition_field"]},
+            "clustering": {"fields": list(spec["clustering"])},
+        },
+        "labels": dict(job_labels),
+    }
+
+
+def spark_batch(
+    *, main_python_file_uri: str, args: list[str], code_zip_uri: str, properties: dict,
+    service_account: str, subnetwork: str, batch_labels: dict,
+) -> dict:
+    """A Dataproc Serverless PySpark batch on the pinned runtime, running as the pipeline's account."""
+    return {
+        "pyspark_batch": {
+            "main_python_file_uri": main_python_file_uri,
+            "args": list(args),
+            # The pool_classifier package (feature_spec…), importable by the job.
+            "python_file_uris": [code_zip_uri],
+        },
+        "runtime_config": {
+            "version": gcp_config.DATAPROC_RUNTIME_VERSION,
+            "properties": dict(properties),
+        },
+        "environment_config": {
+            "execution_config": {
+                "service_account": service_account,
+                "subnetwork_uri": subnetwork,
+                # Runtime 3.0 runs as the submitter by default: run as the pipeline's
+                # account, whose roles are the ones docs/gcp.md lists.
+                "authentication_config": {"user_workload_authentication_type": "SERVICE_ACCOUNT"},
+                "ttl": {"seconds": gcp_config.DATAPROC_BATCH_TTL_SECONDS},
+            },
+        },
+        "labels": dict(batch_labels),
+    }

@@ -1,0 +1,496 @@
+"""The tasks of the `gcp` target: Google provider operators (deferrable) and two Composer
+worker tasks, one builder per kind of step, called by `dag_steps` for `target.name == "gcp"`.
+
+    extract_day            3 BigQuery jobs: EXPORT DATA of include/sql/extract_*.sql to
+                           extracts/<table>/dt=<ds>/ (dry run first, refused above the cap)
+    build_features         Dataproc Serverless batch of spark_jobs/build_features.py
+    train_model            Composer worker: the training set from Cloud Storage, the model
+                           back to models/rf-<ds>/ (seconds of CPU: no batch is cheaper)
+    score_addresses        Dataproc Serverless batch of spark_jobs/score_addresses.py
+    publish_to_bigquery    2 BigQuery load jobs: address_scores and block_pools, one day
+                           partition each, WRITE_TRUNCATE
+    record_run_cost        teardown: the run's cost table, records.jsonl, BigQuery run_costs
+
+Request bodies come from `gcp_jobs` (pure); settings from `gcp_config` (the Airflow
+Variable, read when a task runs: templates see it as `{{ gcp.<name> }}`). Nothing here
+builds a Google client while the DAG is parsed.
+"""
+from __future__ import annotations
+
+import logging
+
+from airflow.exceptions import AirflowFailException
+from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
+from airflow.providers.google.cloud.operators.dataproc import DataprocCreateBatchOperator
+from airflow.sdk import TaskGroup, get_current_context, task
+
+from pool_classifier import datasets, gcp_config, gcp_jobs
+from pool_classifier.gcp_config import template
+from pool_classifier.targets import Target
+
+log = logging.getLogger(__name__)
+
+FEATURES_JOB_FILE = "build_features.py"
+SCORE_JOB_FILE = "score_addresses.py"
+
+EXTRACT_DOC = """
+#### extract_day.export_{table}
+BigQuery job: `EXPORT DATA` of `include/sql/extract_{table}.sql` for `ds` (filtered on the
+partition column) to `extracts/{table}/dt=<ds>/*.parquet`, replacing the day's files.
+A dry run comes first: above `max_bytes_billed` (Variable `pool_classifier_gcp`) the task
+fails at once saying the estimate and the cap, and nothing is billed; the job itself also
+carries the cap (`maximumBytesBilled`). Its bytes billed and cost are logged and recorded.
+"""
+
+FEATURES_DOC = """
+#### build_features
+Dataproc Serverless batch (runtime {runtime}) of `spark_jobs/build_features.py` for `ds`:
+reads `extracts/*/dt=<ds>` and `state/*/dt=<ds-1>`, writes `state/*/dt=<ds>` and
+`features/*/dt=<ds>`. A new batch id each try (`features-<ds>-<8 hex>`): a retry never
+re-attaches to a failed batch. The batch's DCU and shuffle usage and cost are recorded.
+`no state for <day>` in the driver log: run the days it names first, in order.
+"""
+
+TRAIN_DOC = """
+#### train_model
+On a Composer worker (the training set is a few MB; no batch is cheaper): downloads
+`features/training_features/dt=<ds>`, fits the random forest, uploads
+`models/rf-<ds>/{model.joblib,metadata.json}` (replacing the version). Fails without retry
+when fewer than 10 pool addresses are labelled.
+"""
+
+SCORE_DOC = """
+#### score_addresses
+Dataproc Serverless batch of `spark_jobs/score_addresses.py` for `ds`: scores the active
+addresses of `features/address_features/dt=<ds>` with `models/rf-<ds>`, writes
+`predictions/address_scores/dt=<ds>/`. New batch id each try; usage and cost recorded.
+"""
+
+PUBLISH_DOC = """
+#### publish_to_bigquery.load_{table}
+BigQuery load job: `{source}/*.parquet` into `<dataset>.{table}${{ds_nodash}}` with
+WRITE_TRUNCATE: the day's partition is replaced, a re-run changes nothing. The table must
+exist (`make deploy-composer` creates it): "Not found: Table" means run the deploy.
+"""
+
+COST_DOC = """
+#### record_run_cost
+Runs last, whatever failed (a teardown: it does not change the run's state). Reads every
+cost record of the run (`run_costs/dt=<ds>/run=<run_id>/`), logs the cost table, writes
+`summary.json`, rewrites `run_costs/dt=<ds>/records.jsonl` (all runs of the day) and loads
+it into the BigQuery table `run_costs` (day partition, WRITE_TRUNCATE).
+"""
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def _run_info(context, target: Target):
+    from pool_classifier.run_cost import RunInfo
+
+    ti = context["ti"]
+    return RunInfo(
+        dag_id=ti.dag_id, run_id=context["run_id"], logical_date=context["ds"],
+        task_id=ti.task_id, try_number=int(ti.try_number), target=target.name,
+    )
+
+
+def _save_cost_record(target: Target, record, gcp_conn_id: str = "google_cloud_default") -> None:
+    """Log the record's line and write it beside the run's others. A failure to write is
+    logged, never raised: the work it describes is done (or failed) already."""
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    from pool_classifier import run_cost
+
+    log.info("cost: %s", run_cost.describe(record))
+    run = run_cost.RunInfo(record.dag_id, record.run_id, record.logical_date, record.task_id,
+                           record.try_number, record.target)
+    uri = run_cost.record_path(target, run)
+    try:
+        bucket, name = gcp_config.split_gcs_uri(uri)
+        GCSHook(gcp_conn_id=gcp_conn_id).upload(bucket, name, data=record.to_json() + "\n",
+                                                mime_type="application/json")
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.exception("cost record NOT written to %s; it was: %s", uri, record.to_json())
+
+
+class _GcpSettingsInTemplates:
+    """Loads the settings when the task runs and shows them to its templates as `gcp`."""
+
+    gcp_settings: gcp_config.GcpSettings | None = None
+
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        self.gcp_settings = gcp_config.load_settings()
+        super().render_template_fields({**context, "gcp": self.gcp_settings.as_template_context()}, jinja_env)
+
+
+class CostRecordingBigQueryJobOperator(_GcpSettingsInTemplates, BigQueryInsertJobOperator):
+    """A deferrable BigQuery job whose bytes billed and cost are logged and recorded.
+
+    With `estimate_sql` (a query job), first: the SQL's partition filters are checked and
+    a dry run estimates its bytes; above the cap the task fails without retry, naming the
+    estimate and the cap. With `replace_prefix`, the objects under that folder are removed
+    before the job, so an export leaves no file of an earlier run.
+    """
+
+    template_fields = (*BigQueryInsertJobOperator.template_fields, "estimate_sql", "replace_prefix")
+    template_fields_renderers = {**BigQueryInsertJobOperator.template_fields_renderers, "estimate_sql": "sql"}
+
+    def __init__(self, *, target: Target, estimate_sql: str | None = None, replace_prefix: str | None = None,
+                 **kwargs) -> None:
+        kwargs.setdefault("project_id", template("project"))
+        super().__init__(location=gcp_config.BIGQUERY_LOCATION, deferrable=True, **kwargs)
+        self.target = target
+        self.estimate_sql = estimate_sql
+        self.replace_prefix = replace_prefix
+
+    def execute(self, context):
+        if self.estimate_sql:
+            self._refuse_if_unpruned_or_over_cap()
+        if self.replace_prefix:
+            self._remove_objects_under(self.replace_prefix)
+        try:
+            job_id = super().execute(context)  # defers (TaskDeferred) while the job runs
+        except Exception:
+            self._record_cost(context, self.job_id)
+            raise
+        self._record_cost(context, job_id)
+        return job_id
+
+    def execute_complete(self, context, event):
+        try:
+            return super().execute_complete(context, event)
+        finally:
+            self._record_cost(context, (event or {}).get("job_id"))
+
+    def _refuse_if_unpruned_or_over_cap(self) -> None:
+        from google.cloud import bigquery
+
+        from pool_classifier import sql_checks
+        from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+        problems = sql_checks.partition_filter_problems(self.estimate_sql)
+        if problems:
+            raise AirflowFailException(f"{self.task_id}: not run, " + " ".join(problems))
+        client = BigQueryHook(
+            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain, use_legacy_sql=False,
+        ).get_client(project_id=self.project_id, location=self.location)
+        dry_run = client.query(
+            self.estimate_sql,
+            job_config=bigquery.QueryJobConfig(dry_run=True, use_query_cache=False, use_legacy_sql=False),
+            location=self.location,
+        )
+        estimate, cap = int(dry_run.total_bytes_processed or 0), int(self.gcp_settings.max_bytes_billed)
+        self.log.info("dry run: %s bytes (%.3f GiB) estimated, cap %s bytes", f"{estimate:,}",
+                      estimate / gcp_config.GIB, f"{cap:,}")
+        try:
+            gcp_jobs.check_bytes_cap(estimate, cap, self.task_id)
+        except gcp_jobs.BytesCapExceeded as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def _remove_objects_under(self, folder_uri: str) -> None:
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        bucket, prefix = gcp_config.split_gcs_uri(folder_uri.rstrip("/") + "/")
+        hook = GCSHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
+        names = hook.list(bucket, prefix=prefix)
+        for name in names:
+            hook.delete(bucket, name)
+        if names:
+            self.log.info("removed %d object(s) of an earlier run under %s", len(names), folder_uri)
+
+    def _record_cost(self, context, job_id: str | None) -> None:
+        if not job_id:
+            return
+        from pool_classifier import run_cost
+        from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+        try:
+            hook = BigQueryHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain,
+                                use_legacy_sql=False)
+            job = hook.get_job(job_id=job_id, project_id=self.project_id, location=self.location)
+            record = run_cost.bigquery_job_record(job, _run_info(context, self.target), run_cost.Prices.load())
+        except Exception:  # noqa: BLE001 - the job's own outcome must not be masked
+            self.log.exception("could not read the usage of BigQuery job %s: its cost is not recorded", job_id)
+            return
+        _save_cost_record(self.target, record, self.gcp_conn_id)
+
+
+class CostRecordingDataprocBatchOperator(_GcpSettingsInTemplates, DataprocCreateBatchOperator):
+    """A deferrable Dataproc Serverless batch, a new id each try, whose usage and cost are recorded.
+
+    `batch_id_prefix` (not `batch_id`): the provider appends 8 random hex characters per
+    attempt, so a retry submits a new batch instead of re-attaching to the failed one.
+    """
+
+    # Dataproc fills approximate_usage when the batch ends; give it a moment if it lags.
+    USAGE_POLLS, USAGE_POLL_SECONDS = 6, 10
+
+    def __init__(self, *, target: Target, **kwargs) -> None:
+        super().__init__(
+            project_id=template("project"), region=template("region"), deferrable=True, **kwargs
+        )
+        self.target = target
+
+    def execute(self, context):
+        result = super().execute(context)  # defers while the batch runs
+        if isinstance(result, dict) and result.get("name"):
+            self._record_cost(context, result["name"].rsplit("/", 1)[-1])
+        return result
+
+    def execute_complete(self, context, event=None):
+        try:
+            return super().execute_complete(context, event)
+        finally:
+            if event and event.get("batch_id"):
+                self._record_cost(context, event["batch_id"])
+
+    def _record_cost(self, context, batch_id: str) -> None:
+        import time
+
+        from google.cloud.dataproc_v1 import Batch
+
+        from pool_classifier import run_cost
+
+        try:
+            for poll in range(self.USAGE_POLLS):
+                batch = Batch.to_dict(self.hook.get_batch(batch_id=batch_id, region=self.region,
+                                                          project_id=self.project_id))
+                if (batch.get("runtime_info") or {}).get("approximate_usage"):
+                    break
+                if poll + 1 < self.USAGE_POLLS:
+                    time.sleep(self.USAGE_POLL_SECONDS)
+            record = run_cost.dataproc_batch_record(batch, _run_info(context, self.target), run_cost.Prices.load())
+        except Exception:  # noqa: BLE001 - the batch's own outcome must not be masked
+            self.log.exception("could not read the usage of batch %s: its cost is not recorded", batch_id)
+            return
+        if record.cost_usd is None:
+            self.log.warning("Dataproc reported no usage for batch %s: its cost is unknown", batch_id)
+        _save_cost_record(self.target, record, self.gcp_conn_id)
+
+
+# ---------------------------------------------------------------- the builders
+
+
+def extract_day_gcp(target: Target) -> TaskGroup:
+    """`extract_day`: one capped EXPORT DATA job per extract table, in parallel."""
+    with TaskGroup(group_id="extract_day", tooltip="BigQuery EXPORT DATA of one day") as group:
+        for table in datasets.EXTRACT_TABLES:
+            select = gcp_jobs.extract_select(table)
+            export_dir = datasets.extract_dir(target, table, "{{ ds }}")
+            CostRecordingBigQueryJobOperator(
+                task_id=f"export_{table}",
+                target=target,
+                configuration=gcp_jobs.export_query_configuration(
+                    gcp_jobs.export_statement(select, export_dir),
+                    template("max_bytes_billed"),
+                    gcp_jobs.labels(f"extract_{table}", "{{ ds }}"),
+                ),
+                estimate_sql=select,
+                replace_prefix=export_dir,
+                doc_md=EXTRACT_DOC.format(table=table),
+            )
+    return group
+
+
+def _batch(target: Target, task_id: str, step: str, job_file: str, args: list[str], doc: str):
+    jobs_bucket = template("jobs_bucket")
+    return CostRecordingDataprocBatchOperator(
+        task_id=task_id,
+        target=target,
+        batch_id_prefix=f"{step}-{{{{ ds_nodash }}}}",
+        batch=gcp_jobs.spark_batch(
+            main_python_file_uri=gcp_config.spark_job_uri(jobs_bucket, job_file),
+            args=args,
+            code_zip_uri=gcp_config.code_zip_uri(jobs_bucket),
+            properties=target.spark_conf,
+            service_account=template("service_account"),
+            subnetwork=template("subnetwork"),
+            batch_labels=gcp_jobs.labels(task_id, "{{ ds }}"),
+        ),
+        doc_md=doc,
+    )
+
+
+def features_batch_args(target: Target, ds: str, jobs_bucket: str) -> list[str]:
+    """build_features' arguments on gcp: the same as local, the pools list from the jobs bucket."""
+    from pool_classifier import spark_submit
+    from pool_classifier.features import SETTINGS
+
+    return spark_submit.features_job_args(target, ds, gcp_config.pools_uri(jobs_bucket), SETTINGS)
+
+
+def score_batch_args(target: Target, ds: str) -> list[str]:
+    """score_addresses' arguments: it writes <predictions>/address_scores/dt=<ds>/."""
+    return [
+        "--ds", ds,
+        "--features", datasets.features_root(target),
+        "--registry", datasets.models_root(target),
+        "--predictions", f"{target.bucket}/predictions",
+    ]
+
+
+def build_features_gcp(target: Target):
+    return _batch(
+        target, "build_features", "features", FEATURES_JOB_FILE,
+        features_batch_args(target, "{{ ds }}", template("jobs_bucket")),
+        FEATURES_DOC.format(runtime=gcp_config.DATAPROC_RUNTIME_VERSION),
+    )
+
+
+def score_addresses_gcp(target: Target, model=None):
+    """The scoring batch; `model` (the train task's output) only orders it after training."""
+    batch = _batch(target, "score_addresses", "score", SCORE_JOB_FILE,
+                   score_batch_args(target, "{{ ds }}"), SCORE_DOC)
+    if model is not None:
+        model >> batch
+    return batch
+
+
+def publish_to_bigquery_gcp(target: Target) -> TaskGroup:
+    """`publish_to_bigquery`: the day's predictions and block pools, one partition each."""
+    sources = {
+        "address_scores": datasets.predictions_dir(target, "{{ ds }}"),
+        "block_pools": datasets.features_dir(target, "block_pools", "{{ ds }}"),
+    }
+    with TaskGroup(group_id="publish_to_bigquery", tooltip="BigQuery loads, one day partition") as group:
+        for table, source in sources.items():
+            CostRecordingBigQueryJobOperator(
+                task_id=f"load_{table}",
+                target=target,
+                configuration=gcp_jobs.load_configuration(
+                    template("project"), template("dataset"), table, "{{ ds_nodash }}",
+                    [f"{source}/*.parquet"], "PARQUET", gcp_jobs.labels(f"load_{table}", "{{ ds }}"),
+                ),
+                doc_md=PUBLISH_DOC.format(table=table, source=source.replace("{{ ds }}", "<ds>")),
+            )
+    return group
+
+
+def _download_folder(hook, folder_uri: str, local_dir) -> int:
+    """Every object under `folder_uri` into `local_dir`; returns the bytes downloaded."""
+    from pathlib import Path
+
+    bucket, prefix = gcp_config.split_gcs_uri(folder_uri.rstrip("/") + "/")
+    total = 0
+    for name in hook.list(bucket, prefix=prefix):
+        if name.endswith("/"):
+            continue
+        dest = Path(local_dir) / name[len(prefix):]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        hook.download(bucket, name, filename=str(dest))
+        total += dest.stat().st_size
+    return total
+
+
+def train_model_gcp(target: Target):
+    """`train_model` on a Composer worker, with the local step's own code and layout."""
+
+    @task(task_id="train_model", doc_md=TRAIN_DOC)
+    def train_model_task() -> dict:
+        import dataclasses
+        import json
+        import re
+        import socket
+        import tempfile
+        import time
+        from pathlib import Path
+
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        from pool_classifier import run_cost
+        from pool_classifier.train import METADATA_FILE, MODEL_FILE, TrainingDataError, train_model
+
+        context = get_current_context()
+        ds, run = context["ds"], _run_info(context, target)
+        hook = GCSHook()
+        started, state, downloaded = time.time(), "failed", 0
+        try:
+            with tempfile.TemporaryDirectory(prefix="train-") as tmp:
+                local = dataclasses.replace(target, bucket=str(Path(tmp) / "bucket"))
+                training = datasets.features_dir(target, "training_features", ds)
+                downloaded = _download_folder(hook, training, datasets.features_dir(local, "training_features", ds))
+                # The model's metadata names its data window: the extracted days up to ds.
+                bucket, prefix = gcp_config.split_gcs_uri(datasets.extract_root(target, "blocks") + "/dt=")
+                days = {m.group(1) for n in hook.list(bucket, prefix=prefix)
+                        if (m := re.search(r"/dt=(\d{4}-\d{2}-\d{2})/", n))}
+                for day in days:
+                    Path(datasets.extract_dir(local, "blocks", day)).mkdir(parents=True, exist_ok=True)
+                try:
+                    metadata = train_model(local, ds)
+                except TrainingDataError as exc:
+                    raise AirflowFailException(f"TrainingDataError: {exc}") from exc
+                version_uri = datasets.model_dir(target, metadata["version"])
+                bucket, prefix = gcp_config.split_gcs_uri(version_uri + "/")
+                for name in hook.list(bucket, prefix=prefix):
+                    hook.delete(bucket, name)
+                # metadata.json last: a reader that sees it sees the model too.
+                for file in (MODEL_FILE, METADATA_FILE):
+                    hook.upload(bucket, prefix + file, filename=str(Path(metadata["path"]) / file))
+            state = "success"
+            log.info("model %s: %s", version_uri, json.dumps(metadata["metrics"], sort_keys=True))
+            return {"version": metadata["version"], "path": version_uri, "metrics": metadata["metrics"]}
+        finally:
+            record = run_cost.worker_task_record(
+                run, "composer_task", socket.gethostname(), state, started, time.time(), downloaded,
+                run_cost.Prices.load(),
+            )
+            _save_cost_record(target, record)
+
+    return train_model_task()
+
+
+def record_run_cost_gcp(target: Target):
+    """`record_run_cost`, a teardown: after everything, whatever failed."""
+
+    @task(task_id="record_run_cost", doc_md=COST_DOC)
+    def record_run_cost_task() -> dict:
+        import json
+
+        from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        from pool_classifier import run_cost
+
+        context = get_current_context()
+        ds, run_id = context["ds"], context["run_id"]
+        settings = gcp_config.load_settings()
+        gcs = GCSHook()
+        bucket, prefix = gcp_config.split_gcs_uri(run_cost.day_dir(target, ds) + "/")
+        records = [
+            run_cost.CostRecord.from_mapping(json.loads(gcs.download(bucket, name)))
+            for name in sorted(gcs.list(bucket, prefix=prefix)) if run_cost.is_record_name(name)
+        ]
+        summary = run_cost.summarize(r for r in records if r.run_id == run_id)
+        log.info("%s", run_cost.format_summary(summary, f"cost of {run_id} ({ds}, target gcp)"))
+        _, summary_name = gcp_config.split_gcs_uri(run_cost.summary_path(target, ds, run_id))
+        gcs.upload(bucket, summary_name, data=json.dumps(summary, indent=2, sort_keys=True) + "\n",
+                   mime_type="application/json")
+        day_uri = run_cost.day_records_path(target, ds)
+        gcs.upload(bucket, gcp_config.split_gcs_uri(day_uri)[1], data=run_cost.to_jsonl(records),
+                   mime_type="application/x-ndjson")
+        configuration = gcp_jobs.load_configuration(
+            settings.project, settings.dataset, "run_costs", ds.replace("-", ""), [day_uri],
+            "NEWLINE_DELIMITED_JSON", gcp_jobs.labels("record_run_cost", ds),
+        )
+        BigQueryHook(location=gcp_config.BIGQUERY_LOCATION, use_legacy_sql=False).insert_job(
+            configuration=configuration, project_id=settings.project, location=gcp_config.BIGQUERY_LOCATION,
+        )
+        return summary
+
+    return record_run_cost_task().as_teardown()
+
+
+def add_gcp_pipeline(target: Target):
+    """Every gcp task of one run, in order; returns them (for a DAG body to use)."""
+    from airflow.sdk import chain
+
+    extracted = extract_day_gcp(target)
+    featured = build_features_gcp(target)
+    model = train_model_gcp(target)
+    scored = score_addresses_gcp(target, model)
+    published = publish_to_bigquery_gcp(target)
+    cost = record_run_cost_gcp(target)
+    chain(extracted, featured, model, scored, published, cost)
+    return {"extract_day": extracted, "build_features": featured, "train_model": model,
+            "score_addresses": scored, "publish_to_bigquery": published, "record_run_cost": cost}
