@@ -27,7 +27,7 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pool_classifier.feature_spec import FEATURE_COLUMNS
+from pool_classifier.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 
 SECONDS_PER_DAY = 86400
 SATOSHI_SUM = "decimal(38,0)"
@@ -89,52 +89,69 @@ def count_unaddressed(outputs: DataFrame, inputs: DataFrame) -> int:
 def day_partials(flows: DataFrame) -> DataFrame:
     """Both sides' partials per address over the given flows (a day, or any window).
 
-    A side's columns are null where the address has no flow on it. Two shuffles only: flows
-    are first folded per (address, side, transaction) — one block time and one month each —
-    then everything else runs on data partitioned by address: the window over times, the
-    per-side aggregate and the pivot of the two sides into one row.
+    A side's columns are null where the address has no flow on it. One shuffle: the flows
+    are hash-partitioned by address once, then folded per (address, side, transaction) —
+    one block time and one month each — and per address, with no exchange in between
+    (partitioning by address satisfies both groupings). Each side's distinct block times
+    are kept as a sorted array: their gaps telescope (Σ gaps = last − first) and their
+    squares are summed over the array. Value sums are exact: int64 per transaction, the
+    squares in DECIMAL(38,0).
     """
-    value = F.col("value").cast(SATOSHI_SUM)
+    value = F.col("value")
     per_tx = (
-        flows.groupBy("address", "side", "transaction_hash")
+        flows.repartition("address")
+        .groupBy("address", "side", "transaction_hash")
         .agg(
             F.count(F.lit(1)).alias("n"),
             F.sum(value).alias("value_sum"),
-            F.sum(value * value).alias("value_sumsq"),
+            F.sum(value.cast(SATOSHI_SUM) * value.cast(SATOSHI_SUM)).alias("value_sumsq"),
             F.min("block_timestamp_month").alias("month"),
             F.min(F.unix_seconds("block_timestamp")).alias("t"),
         )
-        .repartition("address")
     )
-    # Transactions of one block share a time: their gap is 0, which adds nothing to the
-    # gap sums, and the distinct times are the first one plus every positive gap.
-    previous = F.lag("t").over(Window.partitionBy("address", "side").orderBy("t"))
-    gap = (F.col("t") - previous).cast(SATOSHI_SUM)
-    sides = (
-        per_tx.withColumn("gap", gap)
-        .groupBy("address", "side")
-        .agg(
-            F.sum("n").alias("n"),
-            F.sum("value_sum").cast(SATOSHI_SUM).alias("value_sum"),
-            F.sum("value_sumsq").cast(SATOSHI_SUM).alias("value_sumsq"),
-            F.count(F.lit(1)).alias("tx"),
-            F.min("month").alias("month_min"),
-            F.max("month").alias("month_max"),
-            F.array_sort(F.collect_set("month")).alias("months"),
-            F.min("t").alias("first_time"),
-            F.max("t").alias("last_time"),
-            (F.count(F.when(F.col("gap") > 0, 1)) + 1).alias("times"),
-            F.coalesce(F.sum("gap"), F.lit(0)).cast(SATOSHI_SUM).alias("gap_sum"),
-            F.coalesce(F.sum(F.col("gap") * F.col("gap")), F.lit(0)).cast(SATOSHI_SUM).alias("gap_sumsq"),
-        )
-    )
-    pivoted = [
-        F.max(F.when(F.col("side") == side, F.col(name))).cast(kind).alias(f"{p}_{name}")
-        for side, p in SIDE_PREFIX.items()
-        for name, kind in PARTIALS.items()
-    ]
-    return sides.groupBy("address").agg(*pivoted).select("address", *partial_columns())
+    folded = []
+    for side, p in SIDE_PREFIX.items():
+        def on_side(column: F.Column) -> F.Column:
+            return F.when(F.col("side") == side, column)
 
+        folded += [
+            F.sum(on_side(F.col("n"))).alias(f"{p}_n"),
+            F.sum(on_side(F.col("value_sum"))).cast(SATOSHI_SUM).alias(f"{p}_value_sum"),
+            F.sum(on_side(F.col("value_sumsq"))).cast(SATOSHI_SUM).alias(f"{p}_value_sumsq"),
+            F.count(on_side(F.lit(1))).alias(f"{p}_tx"),
+            F.array_sort(F.collect_set(on_side(F.col("month")))).alias(f"{p}_month_set"),
+            F.array_sort(F.collect_set(on_side(F.col("t")))).alias(f"{p}_time_set"),
+        ]
+    per_address = per_tx.groupBy("address").agg(*folded)
+
+    columns = [F.col("address")]
+    for p in SIDE_PREFIX.values():
+        months, times = F.col(f"{p}_month_set"), F.col(f"{p}_time_set")
+
+        def if_present(column: F.Column) -> F.Column:
+            return F.when(F.col(f"{p}_n").isNotNull(), column)
+
+        gap = f"CAST({p}_time_set[i] - {p}_time_set[i - 1] AS {SATOSHI_SUM})"
+        gap_sumsq = F.expr(
+            f"aggregate(sequence(1, size({p}_time_set) - 1), CAST(0 AS {SATOSHI_SUM}), "
+            f"(acc, i) -> CAST(acc + {gap} * {gap} AS {SATOSHI_SUM}))"
+        )
+        columns += [
+            F.col(f"{p}_n"),
+            F.col(f"{p}_value_sum"),
+            F.col(f"{p}_value_sumsq"),
+            if_present(F.col(f"{p}_tx")).alias(f"{p}_tx"),
+            if_present(F.array_min(months)).alias(f"{p}_month_min"),
+            if_present(F.array_max(months)).alias(f"{p}_month_max"),
+            if_present(months).alias(f"{p}_months"),
+            if_present(F.array_min(times)).alias(f"{p}_first_time"),
+            if_present(F.array_max(times)).alias(f"{p}_last_time"),
+            if_present(F.size(times).cast("long")).alias(f"{p}_times"),
+            if_present((F.array_max(times) - F.array_min(times)).cast(SATOSHI_SUM)).alias(f"{p}_gap_sum"),
+            if_present(F.when(F.size(times) > 1, gap_sumsq).otherwise(F.lit(0).cast(SATOSHI_SUM)))
+            .alias(f"{p}_gap_sumsq"),
+        ]
+    return per_address.select(*columns)
 
 def empty_state(spark: SparkSession) -> DataFrame:
     schema = ", ".join(["address string"] + [f"{p}_{n} {t}" for p in SIDE_PREFIX.values() for n, t in PARTIALS.items()])
@@ -186,6 +203,12 @@ def merge_state(state: DataFrame, day: DataFrame) -> DataFrame:
     return joined.select(*columns)
 
 
+def active_on(ds: str) -> F.Column:
+    """True for the state rows of addresses with a flow on day `ds` (the last day merged)."""
+    start = F.unix_seconds(F.to_timestamp(F.lit(f"{ds} 00:00:00")))
+    return F.greatest("out_last_time", "in_last_time") >= start
+
+
 def _sample_stddev(n: F.Column, total: F.Column, squares: F.Column) -> F.Column:
     """sqrt((n·Σx² − (Σx)²) / (n(n−1))) with the numerator exact; 0 when n < 2."""
     numerator = (n.cast(SATOSHI_SUM) * squares - total * total).cast("double")
@@ -197,8 +220,9 @@ def _ratio(numerator: F.Column, denominator: F.Column) -> F.Column:
     return F.when(denominator > 0, numerator.cast("double") / denominator.cast("double")).otherwise(0.0)
 
 
-def features_from_state(state: DataFrame) -> DataFrame:
-    """All features per address, in `FEATURE_COLUMNS` order (undefined → 0, see feature_spec)."""
+def features_from_state(state: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
+    """All features per address, in `FEATURE_COLUMNS` order (undefined → 0, see feature_spec),
+    then `first_seen_time`, then the `keep` columns of the state as they are."""
     derived = {}
     for side, p in SIDE_PREFIX.items():
         def c(name: str) -> F.Column:
@@ -231,7 +255,9 @@ def features_from_state(state: DataFrame) -> DataFrame:
     for name in FEATURE_COLUMNS:
         default = F.lit(0).cast(SATOSHI_SUM) if name.startswith("total_tx_") and name.endswith("_value") else F.lit(0)
         columns.append(F.coalesce(derived[name], default).alias(name))
-    return state.select(*columns)
+    # Not a feature: when the address was first seen (for time-based splits), never null.
+    columns.append(F.least("out_first_time", "in_first_time").alias(FIRST_SEEN))
+    return state.select(*columns, *keep)
 
 
 def address_features(flows: DataFrame) -> DataFrame:
@@ -370,14 +396,16 @@ def address_labels(receipts: DataFrame, pools: DataFrame, min_coinbase_outputs: 
     return by_coinbase.unionByName(known)
 
 
-def training_set(features: DataFrame, labels: DataFrame, negatives_per_positive: float, seed: int) -> DataFrame:
-    """Labelled addresses with features, plus a seeded random sample of the others.
+def training_set(state: DataFrame, labels: DataFrame, negatives_per_positive: float, seed: int) -> DataFrame:
+    """Features of the labelled addresses in the state, plus a seeded random sample of the others.
 
     The sample keeps an address when a seeded hash of it falls under the sampling rate:
-    random across addresses, the same on every run and on every partitioning.
+    random across addresses, the same on every run and on every partitioning. The labels
+    are few (thousands) and broadcast, so the state is scanned twice (the counts, then
+    the sample) and never shuffled; features are computed for the sampled rows only.
     """
-    labelled = features.join(
-        labels.select("address", "pool_id", "pool_name", "label_source"), "address", "left"
+    labelled = state.join(
+        F.broadcast(labels.select("address", "pool_id", "pool_name", "label_source")), "address", "left"
     ).withColumn("label", F.col("pool_id").isNotNull().cast("int"))
     # One pass for both counts (label is 0 or 1).
     counts = labelled.agg(F.count(F.lit(1)).alias("rows"), F.sum("label").alias("positives")).first()
@@ -385,7 +413,8 @@ def training_set(features: DataFrame, labels: DataFrame, negatives_per_positive:
     others = int(counts["rows"]) - positives
     rate = min(1.0, negatives_per_positive * positives / others) if others else 0.0
     draw = (F.xxhash64("address", F.lit(seed)) % 1_000_000_007).cast("double") / 1_000_000_007
-    return labelled.where((F.col("label") == 1) | (F.abs(draw) < rate))
+    sampled = labelled.where((F.col("label") == 1) | (F.abs(draw) < rate))
+    return features_from_state(sampled, keep=("pool_id", "pool_name", "label_source", "label"))
 
 
 # ---------------------------------------------------------------- I/O
@@ -536,9 +565,10 @@ def run(spark: SparkSession, args: argparse.Namespace) -> str:
     blocks = read_day(spark, f"{extracts}/blocks", args.ds)
     pools = spark.read.option("multiLine", True).json(args.pools)
 
-    day = day_partials(ordinary_flows(outputs, inputs)).cache()
-    # The count fills the cache (used three times below); a Parquet count reads only footers.
-    rows_at_most = day.count() + (previous.count() if previous is not None else 0)
+    # Parquet counts read only the footers: they size the state's files without computing.
+    day_flows = outputs.count() + inputs.count()
+    rows_at_most = day_flows + (previous.count() if previous is not None else 0)
+    day = day_partials(ordinary_flows(outputs, inputs))
     state = merge_state(previous if previous is not None else empty_state(spark), day)
     n_state = publish_parts(
         spark, state, f"{address_state_root}/dt={args.ds}", ["address"], state_files(rows_at_most)
@@ -554,17 +584,20 @@ def run(spark: SparkSession, args: argparse.Namespace) -> str:
     receipts = spark.read.parquet(f"{receipts_root}/dt={args.ds}")
     labels = address_labels(receipts, pools, args.min_coinbase_outputs)
 
-    # Only the addresses active today changed: only they are rescored.
-    active = features_from_state(state.join(day.select("address"), "address", "left_semi"))
-    training = training_set(features_from_state(state), labels, args.negatives_per_positive, args.seed)
+    # Only the addresses active today changed: only they are rescored. Every earlier time
+    # in the state is before the day, so the active ones are those last seen on the day
+    # (a filter on the state just written: no join).
+    active = features_from_state(state.where(active_on(args.ds)))
+    training = training_set(state, labels, args.negatives_per_positive, args.seed)
 
-    n_active = publish(spark, active, f"{out}/address_features/dt={args.ds}", ["address"])
+    n_active = publish_parts(
+        spark, active, f"{out}/address_features/dt={args.ds}", ["address"], state_files(day_flows)
+    )
     n_blocks = publish(spark, block_pools, f"{out}/block_pools/dt={args.ds}", ["block_number"])
     n_attributed = block_pools.where("pool_id IS NOT NULL").count()
     n_labels = publish(spark, labels, f"{out}/address_labels/dt={args.ds}", ["address"])
     n_training = publish(spark, training, f"{out}/training_features/dt={args.ds}", ["address"])
     unaddressed = count_unaddressed(outputs, inputs)
-    day.unpersist()
     block_pools.unpersist()
     return (
         f"build_features {args.ds}: {n_active} active addresses featured of {n_state} in the state "

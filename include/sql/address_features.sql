@@ -52,20 +52,21 @@ distinct_times AS (
   SELECT DISTINCT side, address, t FROM addressed
 ),
 gaps AS (
-  SELECT side, address,
+  SELECT side, address, t,
     CAST(t - LAG(t) OVER (PARTITION BY side, address ORDER BY t) AS BIGNUMERIC) AS gap
   FROM distinct_times
 ),
 time_partials AS (
   SELECT side, address,
     COUNT(*) AS times,
+    MIN(t) AS first_time,
     COALESCE(SUM(gap), 0) AS gap_sum,
     COALESCE(SUM(gap * gap), 0) AS gap_sumsq
   FROM gaps
   GROUP BY side, address
 ),
 sides AS (
-  SELECT v.side, v.address,
+  SELECT v.side, v.address, p.first_time,
     UNIX_DATE(v.month_min) * 86400 AS month_min,
     UNIX_DATE(v.month_max) * 86400 AS month_max,
     v.months,
@@ -120,6 +121,7 @@ SELECT
   COALESCE(r.stddev_idle, 0) AS stddev_output_idle_time,
   COALESCE(s.stddev_idle, 0) AS stddev_input_idle_time,
   IF(r.address IS NULL, 0, 1) AS has_received,
-  IF(s.address IS NULL, 0, 1) AS has_spent
+  IF(s.address IS NULL, 0, 1) AS has_spent,
+  LEAST(COALESCE(r.first_time, s.first_time), COALESCE(s.first_time, r.first_time)) AS first_seen_time
 FROM received AS r
 FULL OUTER JOIN spent AS s ON s.address = r.address

@@ -59,3 +59,8 @@ FEATURE_COLUMNS: tuple[str, ...] = tuple(FEATURES)
 # The 26 features of the original classifier (the baseline's feature set).
 ORIGINAL_FEATURES: tuple[str, ...] = FEATURE_COLUMNS[:26]
 FEATURE_VERSION = "2"
+
+# Beside the features (not one of them): the Unix time (UTC seconds) of the address's
+# first ordinary flow, received or spent. Training splits on it (first activity before or
+# after a cut-off); never null.
+FIRST_SEEN = "first_seen_time"

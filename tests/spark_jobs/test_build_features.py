@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from pool_classifier.feature_spec import FEATURE_COLUMNS
+from pool_classifier.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 from pool_classifier.targets import POOLS_FILE
 from spark_jobs import build_features as job
 from tests.conftest import REAL_DATA
@@ -75,7 +75,13 @@ def features(flows):
 def test_feature_columns_in_spec_order(flows):
     outputs, inputs = flows
     df = job.address_features(job.ordinary_flows(outputs, inputs))
-    assert df.columns == ["address", *FEATURE_COLUMNS]
+    assert df.columns == ["address", *FEATURE_COLUMNS, FIRST_SEEN]
+
+
+def test_first_seen_is_the_earliest_ordinary_flow(features):
+    assert features["A"][FIRST_SEEN] == MARCH_S + 1000  # its first receipt
+    assert features["D"][FIRST_SEEN] == APRIL_S + 100  # spend-only: its spend
+    assert "C" not in features  # a coinbase receipt alone is not a flow
 
 
 def test_coinbase_receipts_and_empty_addresses_are_not_features(features, flows):

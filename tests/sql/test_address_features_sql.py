@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from pool_classifier import extract, sql, synthetic_chain, warehouse
-from pool_classifier.feature_spec import FEATURE_COLUMNS
+from pool_classifier.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 from spark_jobs import build_features as job
 
 
@@ -50,7 +50,7 @@ def assert_same_features(from_sql: dict, from_spark: dict) -> None:
     mismatches = []
     for address, want in from_spark.items():
         got = from_sql[address]
-        for name in FEATURE_COLUMNS:
+        for name in (*FEATURE_COLUMNS, FIRST_SEEN):
             a, b = want[name], got[name]
             if isinstance(a, float) or isinstance(b, float):
                 same = math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
