@@ -1,0 +1,145 @@
+"""What the reliability tests share: one generated chain (7 days × 1,500 transactions, seeded),
+loaded once; `airflow dags test` on a throw-away Airflow home with a real metadata DB; and
+the reference run — the 7 days run in date order through Airflow — with the checksums of
+every output of every day.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pool_classifier import datasets, run_summary, synthetic_chain, targets, warehouse
+from tests.conftest import PROJECT_ROOT
+
+START = dt.date(2024, 3, 1)
+DAYS = 7
+TX_PER_DAY = 1500
+# Seed 3 labels at least 10 pool addresses with features from the first day on, the
+# minimum train_model needs: every day of the chain can run the whole DAG.
+SEED = 3
+DAY_LIST = [(START + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+DAG_ID = "mining_pool_classifier"
+# Folders written by Spark (parquet-mr): compared by content, not bytes (see run_summary).
+SPARK_WRITTEN = ("features/", "state/")
+
+
+def day_outputs(target: targets.Target, ds: str) -> dict[str, str]:
+    """Every folder the DAG writes for day `ds`, by name."""
+    folders = {f"extracts/{t}": datasets.extract_dir(target, t, ds) for t in datasets.EXTRACT_TABLES}
+    folders |= {f"features/{t}": datasets.features_dir(target, t, ds) for t in datasets.FEATURE_TABLES}
+    folders |= {f"state/{t}": datasets.state_dir(target, t, ds) for t in datasets.STATE_TABLES}
+    folders["models/rf"] = datasets.model_dir(target, f"rf-{ds}")
+    folders["predictions"] = datasets.predictions_dir(target, ds)
+    return folders
+
+
+def folder_bytes_digest(folder: str | Path) -> str:
+    """sha256 over the names and raw bytes of the visible files of a folder."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".")):
+        digest.update(file.relative_to(folder).as_posix().encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def snapshot(target: targets.Target, days: list[str] = DAY_LIST) -> dict[tuple[str, str], dict]:
+    """(day, output) -> content checksum, raw-bytes digest, files; absent outputs are None."""
+    result = {}
+    for ds in days:
+        for name, folder in day_outputs(target, ds).items():
+            if not Path(folder).is_dir():
+                result[(ds, name)] = None
+                continue
+            result[(ds, name)] = {
+                "content": run_summary.folder_checksum(folder),
+                "bytes": folder_bytes_digest(folder),
+                "files": sorted(p.name for p in Path(folder).iterdir() if not p.name.startswith(".")),
+            }
+    return result
+
+
+@dataclasses.dataclass
+class Scenario:
+    """A data folder (warehouse + bucket) and an Airflow home with a migrated metadata DB."""
+
+    root: Path
+    target: targets.Target
+    env: dict
+
+    def dags_test(self, ds: str, timeout: int = 900) -> tuple[bool, str]:
+        """`airflow dags test` of one day; (run succeeded, log)."""
+        run = subprocess.run(
+            [AIRFLOW, "dags", "test", DAG_ID, ds], env=self.env, capture_output=True, text=True,
+            timeout=timeout,
+        )
+        log = run.stdout + run.stderr
+        (self.root / "logs").mkdir(exist_ok=True)
+        n = len(list((self.root / "logs").glob(f"{ds}*")))
+        (self.root / "logs" / f"{ds}.{n}.log").write_text(log)
+        return run.returncode == 0 and "state=success" in log, log
+
+    def run_day(self, ds: str) -> str:
+        ok, log = self.dags_test(ds)
+        assert ok, f"the DAG run for {ds} failed:\n{log[-6000:]}"
+        return log
+
+
+def new_scenario(root: Path, warehouse_file: Path) -> Scenario:
+    """A fresh data folder holding a copy of the loaded warehouse, and a fresh Airflow DB."""
+    data_dir = root / "data"
+    (data_dir / "warehouse").mkdir(parents=True)
+    shutil.copy(warehouse_file, data_dir / "warehouse" / "bigquery-public-data.duckdb")
+    env = {
+        **os.environ,
+        targets.TARGET_ENV: "local",
+        targets.DATA_DIR_ENV: str(data_dir),
+        "AIRFLOW_HOME": str(root / "airflow_home"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PYTHONPATH": str(PROJECT_ROOT / "plugins"),
+        "TZ": "UTC",
+    }
+    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    target = dataclasses.replace(
+        targets.TARGETS["local"](),
+        bucket=str(data_dir / "bucket"),
+        warehouse=str(data_dir / "warehouse" / "bigquery-public-data.duckdb"),
+    )
+    return Scenario(root=root, target=target, env=env)
+
+
+@pytest.fixture(scope="session")
+def chain_dir(tmp_path_factory) -> Path:
+    """The generated chain: one folder per day of NDJSON exports (gzip), as `bq extract` writes."""
+    out = tmp_path_factory.mktemp("chain") / "exports"
+    synthetic_chain.generate(out, START, days=DAYS, tx_per_day=TX_PER_DAY, seed=SEED)
+    return out
+
+
+@pytest.fixture(scope="session")
+def loaded_warehouse(chain_dir, tmp_path_factory) -> Path:
+    """The chain loaded once into a warehouse file; scenarios copy it."""
+    path = tmp_path_factory.mktemp("warehouse") / "bigquery-public-data.duckdb"
+    warehouse.load_exports(chain_dir, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sequential(loaded_warehouse, tmp_path_factory):
+    """The reference: the 7 days through `airflow dags test`, in date order."""
+    scenario = new_scenario(tmp_path_factory.mktemp("sequential"), loaded_warehouse)
+    for ds in DAY_LIST:
+        scenario.run_day(ds)
+    scenario.reference = snapshot(scenario.target)
+    return scenario
