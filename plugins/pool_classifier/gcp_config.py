@@ -114,7 +114,10 @@ class GcpSettings:
     max_bytes_billed: int = 20 * GIB
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], source: str = SETTINGS_VARIABLE) -> "GcpSettings":
+    def from_mapping(
+        cls, values: Mapping[str, Any], source: str = SETTINGS_VARIABLE,
+        fix: str = "Set them with `make deploy-composer` (docs/gcp.md, 'Settings')",
+    ) -> "GcpSettings":
         """Settings from a JSON object; every problem is named, with how to fix it."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
@@ -129,10 +132,7 @@ class GcpSettings:
             settings = cls(**{k: v for k, v in values.items() if k in fields})
             problems = settings.problems()
         if problems:
-            raise GcpSettingsError(
-                f"{source}: {'; '.join(problems)}. Set the settings with "
-                "`make deploy-composer` (docs/gcp.md, 'Settings')."
-            )
+            raise GcpSettingsError(f"{source}: {'; '.join(problems)}. {fix}.")
         return settings
 
     def problems(self) -> list[str]:

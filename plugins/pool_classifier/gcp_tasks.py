@@ -1,19 +1,23 @@
-"""The tasks of the `gcp` target: Google provider operators (deferrable) and two Composer
-worker tasks, one builder per kind of step, called by `dag_steps` for `target.name == "gcp"`.
+"""The tasks of the `gcp` target: Google provider operators (deferrable) and one Composer
+worker task, one builder per kind of step, called by `dag_steps` for `target.name == "gcp"`.
 
     extract_day            3 BigQuery jobs: EXPORT DATA of include/sql/extract_*.sql to
                            extracts/<table>/dt=<ds>/ (dry run first, refused above the cap)
     build_features         Dataproc Serverless batch of spark_jobs/build_features.py
-    train_model            Composer worker: the training set from Cloud Storage, the model
-                           back to models/rf-<ds>/ (seconds of CPU: no batch is cheaper)
+    train_model            Dataproc Serverless batch of spark_jobs/train_model.py: the local
+                           training step on a copy, the registry written back to models/
     score_addresses        Dataproc Serverless batch of spark_jobs/score_addresses.py
     publish_to_bigquery    2 BigQuery load jobs: address_scores and block_pools, one day
                            partition each, WRITE_TRUNCATE
     record_run_cost        teardown: the run's cost table, records.jsonl, BigQuery run_costs
 
+Wiring, in this order: chain(extract_day, build_features, train_model, score_addresses,
+publish_to_bigquery, record_run_cost).
+
 Request bodies come from `gcp_jobs` (pure); settings from `gcp_config` (the Airflow
 Variable, read when a task runs: templates see it as `{{ gcp.<name> }}`). Nothing here
-builds a Google client while the DAG is parsed.
+builds a Google client while the DAG is parsed. Every job and batch records its cost
+(`run_cost`); `record_run_cost` adds them up.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from pool_classifier.targets import Target
 log = logging.getLogger(__name__)
 
 FEATURES_JOB_FILE = "build_features.py"
+TRAIN_JOB_FILE = "train_model.py"
 SCORE_JOB_FILE = "score_addresses.py"
 
 EXTRACT_DOC = """
@@ -53,10 +58,11 @@ re-attaches to a failed batch. The batch's DCU and shuffle usage and cost are re
 
 TRAIN_DOC = """
 #### train_model
-On a Composer worker (the training set is a few MB; no batch is cheaper): downloads
-`features/training_features/dt=<ds>`, fits the random forest, uploads
-`models/rf-<ds>/{model.joblib,metadata.json}` (replacing the version). Fails without retry
-when fewer than 10 pool addresses are labelled.
+Dataproc Serverless batch of `spark_jobs/train_model.py` for `ds`: the local training step
+on the driver, over a copy of `features/training_features/dt=<ds>` and the registry's
+champion; writes the new version, its report and `champion.json` back to `models/`. Runs
+on the runtime that scores, because a model loads only under the library versions that
+pickled it. `TrainingDataError` in the driver log: too few labelled pool addresses that day.
 """
 
 SCORE_DOC = """
@@ -68,7 +74,7 @@ addresses of `features/address_features/dt=<ds>` with `models/rf-<ds>`, writes
 
 PUBLISH_DOC = """
 #### publish_to_bigquery.load_{table}
-BigQuery load job: `{source}/*.parquet` into `<dataset>.{table}${{ds_nodash}}` with
+BigQuery load job: `{source}/*.parquet` into `<dataset>.{table}$<YYYYMMDD of ds>` with
 WRITE_TRUNCATE: the day's partition is replaced, a re-run changes nothing. The table must
 exist (`make deploy-composer` creates it): "Not found: Table" means run the deploy.
 """
@@ -367,77 +373,15 @@ def publish_to_bigquery_gcp(target: Target) -> TaskGroup:
     return group
 
 
-def _download_folder(hook, folder_uri: str, local_dir) -> int:
-    """Every object under `folder_uri` into `local_dir`; returns the bytes downloaded."""
-    from pathlib import Path
-
-    bucket, prefix = gcp_config.split_gcs_uri(folder_uri.rstrip("/") + "/")
-    total = 0
-    for name in hook.list(bucket, prefix=prefix):
-        if name.endswith("/"):
-            continue
-        dest = Path(local_dir) / name[len(prefix):]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        hook.download(bucket, name, filename=str(dest))
-        total += dest.stat().st_size
-    return total
+def train_batch_args(target: Target, ds: str) -> list[str]:
+    """train_model's arguments: the bucket whose features/ and models/ it reads and writes."""
+    return ["--ds", ds, "--bucket", target.bucket]
 
 
 def train_model_gcp(target: Target):
-    """`train_model` on a Composer worker, with the local step's own code and layout."""
-
-    @task(task_id="train_model", doc_md=TRAIN_DOC)
-    def train_model_task() -> dict:
-        import dataclasses
-        import json
-        import re
-        import socket
-        import tempfile
-        import time
-        from pathlib import Path
-
-        from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
-        from pool_classifier import run_cost
-        from pool_classifier.train import METADATA_FILE, MODEL_FILE, TrainingDataError, train_model
-
-        context = get_current_context()
-        ds, run = context["ds"], _run_info(context, target)
-        hook = GCSHook()
-        started, state, downloaded = time.time(), "failed", 0
-        try:
-            with tempfile.TemporaryDirectory(prefix="train-") as tmp:
-                local = dataclasses.replace(target, bucket=str(Path(tmp) / "bucket"))
-                training = datasets.features_dir(target, "training_features", ds)
-                downloaded = _download_folder(hook, training, datasets.features_dir(local, "training_features", ds))
-                # The model's metadata names its data window: the extracted days up to ds.
-                bucket, prefix = gcp_config.split_gcs_uri(datasets.extract_root(target, "blocks") + "/dt=")
-                days = {m.group(1) for n in hook.list(bucket, prefix=prefix)
-                        if (m := re.search(r"/dt=(\d{4}-\d{2}-\d{2})/", n))}
-                for day in days:
-                    Path(datasets.extract_dir(local, "blocks", day)).mkdir(parents=True, exist_ok=True)
-                try:
-                    metadata = train_model(local, ds)
-                except TrainingDataError as exc:
-                    raise AirflowFailException(f"TrainingDataError: {exc}") from exc
-                version_uri = datasets.model_dir(target, metadata["version"])
-                bucket, prefix = gcp_config.split_gcs_uri(version_uri + "/")
-                for name in hook.list(bucket, prefix=prefix):
-                    hook.delete(bucket, name)
-                # metadata.json last: a reader that sees it sees the model too.
-                for file in (MODEL_FILE, METADATA_FILE):
-                    hook.upload(bucket, prefix + file, filename=str(Path(metadata["path"]) / file))
-            state = "success"
-            log.info("model %s: %s", version_uri, json.dumps(metadata["metrics"], sort_keys=True))
-            return {"version": metadata["version"], "path": version_uri, "metrics": metadata["metrics"]}
-        finally:
-            record = run_cost.worker_task_record(
-                run, "composer_task", socket.gethostname(), state, started, time.time(), downloaded,
-                run_cost.Prices.load(),
-            )
-            _save_cost_record(target, record)
-
-    return train_model_task()
+    """`train_model`: a batch on the runtime that scores (a model is loaded only under the
+    library versions that pickled it)."""
+    return _batch(target, "train_model", "train", TRAIN_JOB_FILE, train_batch_args(target, "{{ ds }}"), TRAIN_DOC)
 
 
 def record_run_cost_gcp(target: Target):
@@ -479,18 +423,3 @@ def record_run_cost_gcp(target: Target):
         return summary
 
     return record_run_cost_task().as_teardown()
-
-
-def add_gcp_pipeline(target: Target):
-    """Every gcp task of one run, in order; returns them (for a DAG body to use)."""
-    from airflow.sdk import chain
-
-    extracted = extract_day_gcp(target)
-    featured = build_features_gcp(target)
-    model = train_model_gcp(target)
-    scored = score_addresses_gcp(target, model)
-    published = publish_to_bigquery_gcp(target)
-    cost = record_run_cost_gcp(target)
-    chain(extracted, featured, model, scored, published, cost)
-    return {"extract_day": extracted, "build_features": featured, "train_model": model,
-            "score_addresses": scored, "publish_to_bigquery": published, "record_run_cost": cost}

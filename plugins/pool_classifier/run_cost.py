@@ -2,8 +2,7 @@
 
 * gcp: a BigQuery job's bytes billed (× the on-demand price per TiB) and a Dataproc
   batch's `runtime_info.approximate_usage` (milli-DCU-seconds × the DCU-hour price,
-  shuffle storage GB-seconds × the GB-month price); a task run on a Composer worker
-  records its wall time and the bytes it downloaded (its cost is the environment's).
+  shuffle storage GB-seconds × the GB-month price).
 * local: every step records its wall time and the bytes of the files it read; nothing is
   billed, so its cost is 0.
 
@@ -31,7 +30,7 @@ from pool_classifier.targets import INCLUDE_DIR, Target
 PRICES_FILE = INCLUDE_DIR / "config" / "prices.json"
 TIB = 2**40
 SUMMARY_FILE = "summary.json"
-KINDS = ("bigquery_job", "dataproc_batch", "composer_task", "local_task")
+KINDS = ("bigquery_job", "dataproc_batch", "local_task")
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ class CostRecord:
     try_number: int
     target: str
     kind: str  # one of KINDS
-    resource: str  # BigQuery job, Dataproc batch name, or the worker/host
+    resource: str  # BigQuery job, Dataproc batch name, or the local host
     state: str
     started_at: str | None
     ended_at: str | None
@@ -218,17 +217,14 @@ def dataproc_batch_record(batch: Mapping, run: RunInfo, prices: Prices) -> CostR
     )
 
 
-def worker_task_record(
-    run: RunInfo, kind: str, resource: str, state: str, started: float, ended: float,
-    bytes_read: int | None, prices: Prices,
+def local_task_record(
+    run: RunInfo, host: str, state: str, started: float, ended: float, bytes_read: int | None, prices: Prices,
 ) -> CostRecord:
-    """A task that ran on a machine already paid for (a Composer worker, the local host)."""
-    if kind not in ("composer_task", "local_task"):
-        raise ValueError(f"kind {kind!r} is not a worker task kind")
+    """A local step: its wall time and the bytes it read; nothing is billed."""
     return CostRecord(
         **dataclasses.asdict(run),
-        kind=kind,
-        resource=resource,
+        kind="local_task",
+        resource=host,
         state=state,
         started_at=dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="milliseconds"),
         ended_at=dt.datetime.fromtimestamp(ended, dt.timezone.utc).isoformat(timespec="milliseconds"),
@@ -415,9 +411,7 @@ def measure_local_step(
         yield
         state = "success"
     finally:
-        record = worker_task_record(
-            run, "local_task", socket.gethostname(), state, started, time.time(), bytes_read, prices
-        )
+        record = local_task_record(run, socket.gethostname(), state, started, time.time(), bytes_read, prices)
         write_local_record(target, record)
 
 

@@ -1,0 +1,244 @@
+"""Every Google task rendered for a logical date sends what the APIs accept: batches parse
+into google-cloud-dataproc's CreateBatchRequest, jobs into google-cloud-bigquery's job
+configs; the bytes cap, the runtime, the sizing, fresh batch ids per try; and what one step
+writes is where the next reads."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from pool_classifier import datasets, gcp_config, gcp_jobs, sql_checks
+from tests.gcp.conftest import BUCKET, DS, GOOGLE_TASKS, SETTINGS, build_gcp_dag, gcp_environment, render
+
+BATCHES = ("build_features", "train_model", "score_addresses")
+EXPORTS = {f"extract_day.export_{t}": t for t in datasets.EXTRACT_TABLES}
+LOADS = {"publish_to_bigquery.load_address_scores": "address_scores",
+         "publish_to_bigquery.load_block_pools": "block_pools"}
+# Label keys and values, BigQuery and Dataproc alike.
+LABEL = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+def _arg(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def data_target():
+    """The gcp target's paths, independent of the rendering."""
+    from pool_classifier.targets import Target
+
+    return Target(name="gcp", bucket=BUCKET, warehouse="", sql_engine="bigquery", spark_runner="dataproc")
+
+
+def schema_file(table: str):
+    from pool_classifier.targets import SCHEMA_DIR
+
+    return SCHEMA_DIR / f"pool_classifier.{table}.json"
+
+
+def test_every_google_task_is_deferrable_and_documented(rendered):
+    for task_id in GOOGLE_TASKS:
+        task = rendered[task_id]
+        assert task.deferrable is True, task_id
+        assert task.doc_md and "{" not in task.doc_md.replace("{{", ""), task_id
+
+
+@pytest.mark.parametrize("task_id", BATCHES)
+def test_batches_parse_into_create_batch_requests(rendered, task_id):
+    from google.cloud import dataproc_v1
+
+    task = rendered[task_id]
+    batch_id = task._resolve_requested_batch_id()
+    request = dataproc_v1.CreateBatchRequest(
+        parent=f"projects/{task.project_id}/locations/{task.region}", batch=task.batch, batch_id=batch_id,
+    )
+    assert request.parent == f"projects/{SETTINGS['project']}/locations/us-central1"
+    execution = request.batch.environment_config.execution_config
+    assert execution.service_account == SETTINGS["service_account"]
+    assert execution.authentication_config.user_workload_authentication_type.name == "SERVICE_ACCOUNT"
+    assert execution.ttl.total_seconds() == gcp_config.DATAPROC_BATCH_TTL_SECONDS
+    assert request.batch.pyspark_batch.python_file_uris == [gcp_config.code_zip_uri(SETTINGS["jobs_bucket"])]
+    assert all(LABEL.match(k) and LABEL.match(v) for k, v in request.batch.labels.items())
+    # A Dataproc batch id: 4-63 of [a-z0-9-], starting with a letter.
+    assert re.fullmatch(r"[a-z][a-z0-9-]{2,61}[a-z0-9]", batch_id), batch_id
+
+
+@pytest.mark.parametrize("task_id", BATCHES)
+def test_each_try_gets_a_new_batch_id(rendered, task_id):
+    """The provider adds random hex to the prefix per attempt: a retry never re-attaches."""
+    task = rendered[task_id]
+    assert task.batch_id is None and task.request_id is None
+    first, second = task._resolve_requested_batch_id(), task._resolve_requested_batch_id()
+    assert first != second
+    assert first.startswith(f"{task.batch_id_prefix}-") and DS.replace("-", "") in task.batch_id_prefix
+
+
+def test_the_runtime_runs_the_pinned_spark():
+    from importlib.metadata import version
+
+    pinned = ".".join(version("pyspark").split(".")[:2])
+    assert gcp_config.DATAPROC_RUNTIME_SPARK[gcp_config.DATAPROC_RUNTIME_VERSION] == pinned
+
+
+def _mib(memory: str) -> float:
+    number, unit = float(memory[:-1]), memory[-1].lower()
+    return number * {"m": 1, "g": 1024, "t": 1024 * 1024}[unit]
+
+
+def test_sizing_is_small_and_allowed(gcp_target):
+    """Dataproc Serverless allows 4, 8 or 16 cores, 1024–7424 MiB per core with the 10 % overhead."""
+    conf = gcp_target.spark_conf
+    for role in ("driver", "executor"):
+        cores = int(conf[f"spark.{role}.cores"])
+        assert cores == 4  # the smallest allowed
+        per_core = _mib(conf[f"spark.{role}.memory"]) * 1.1 / cores
+        assert 1024 <= per_core <= 7424, role
+    assert int(conf["spark.executor.instances"]) == 2
+    assert int(conf["spark.dynamicAllocation.maxExecutors"]) <= 4
+
+
+def test_every_batch_carries_the_one_sizing(rendered, gcp_target):
+    for task_id in BATCHES:
+        batch = rendered[task_id].batch
+        assert batch["runtime_config"]["version"] == gcp_config.DATAPROC_RUNTIME_VERSION
+        assert batch["runtime_config"]["properties"] == gcp_target.spark_conf
+
+
+def test_batch_arguments_are_accepted_by_the_jobs(rendered):
+    from spark_jobs import build_features, train_model
+
+    features = build_features.parse_args(rendered["build_features"].batch["pyspark_batch"]["args"])
+    assert (features.ds, features.extracts) == (DS, f"{BUCKET}/extracts")
+    train = train_model.parse_args(rendered["train_model"].batch["pyspark_batch"]["args"])
+    assert (train.ds, train.bucket) == (DS, BUCKET)
+
+
+def test_score_arguments_are_accepted_by_the_scoring_job(rendered):
+    try:
+        from spark_jobs import score_addresses
+    except ImportError:
+        pytest.skip("spark_jobs/score_addresses.py is not in the tree yet")
+    args = score_addresses.parse_args(rendered["score_addresses"].batch["pyspark_batch"]["args"])
+    assert args.ds == DS
+
+
+@pytest.mark.parametrize("task_id, table", EXPORTS.items())
+def test_exports_are_capped_query_jobs_of_the_shared_sql(rendered, task_id, table):
+    import sqlglot
+    from google.cloud import bigquery
+
+    task = rendered[task_id]
+    config = bigquery.QueryJobConfig.from_api_repr(task.configuration)
+    assert config.maximum_bytes_billed == 20 * 2**30 and config.use_legacy_sql is False
+    assert config.destination is None and all(LABEL.match(v) for v in config.labels.values())
+    assert task.location == "US" and task.project_id == SETTINGS["project"]
+    statement = sqlglot.parse_one(task.configuration["query"]["query"], read="bigquery")
+    assert isinstance(statement, sqlglot.exp.Export)
+    options = {
+        "format" if isinstance(p, sqlglot.exp.FileFormatProperty) else p.name.lower():
+        (p.this if isinstance(p, sqlglot.exp.FileFormatProperty) else p.args["value"]).sql("bigquery")
+        for p in statement.args["options"].expressions
+    }
+    assert options == {"uri": f"'{datasets.extract_dir(data_target(), table, DS)}/*.parquet'",
+                       "format": "'PARQUET'", "overwrite": "TRUE"}
+    # The dry run estimates the same SELECT as the export runs, and it is partition-pruned.
+    assert statement.this.sql("bigquery") == sqlglot.parse_one(task.estimate_sql, read="bigquery").sql("bigquery")
+    assert sql_checks.partition_filter_problems(task.estimate_sql) == []
+    assert task.replace_prefix == datasets.extract_dir(data_target(), table, DS)
+
+
+@pytest.mark.parametrize("task_id, table", LOADS.items())
+def test_loads_replace_one_day_partition(rendered, task_id, table):
+    from google.cloud import bigquery
+
+    task = rendered[task_id]
+    config = bigquery.LoadJobConfig.from_api_repr(task.configuration)
+    destination = task.configuration["load"]["destinationTable"]
+    assert (destination["projectId"], destination["datasetId"], destination["tableId"]) == (
+        SETTINGS["project"], "pool_classifier", f"{table}${DS.replace('-', '')}")
+    assert config.write_disposition == "WRITE_TRUNCATE" and config.create_disposition == "CREATE_NEVER"
+    assert config.source_format == "PARQUET"
+    schema = json.loads(schema_file(table).read_text())
+    names = {f["name"]: f["type"] for f in schema}
+    # The partition column is a date or a timestamp of the table; the clustering columns exist.
+    assert names[config.time_partitioning.field] in ("DATE", "TIMESTAMP")
+    assert set(config.clustering_fields) <= set(names)
+
+
+def test_what_each_step_writes_is_where_the_next_reads(rendered):
+    args = {t: rendered[t].batch["pyspark_batch"]["args"] for t in BATCHES}
+    features = args["build_features"]
+    for task_id, table in EXPORTS.items():
+        written = rendered[task_id].replace_prefix
+        assert written == f"{_arg(features, '--extracts')}/{table}/dt={DS}"
+    load_source = {t: rendered[t].configuration["load"]["sourceUris"] for t in LOADS}
+    assert load_source["publish_to_bigquery.load_block_pools"] == [
+        f"{_arg(features, '--features')}/block_pools/dt={DS}/*.parquet"]
+    assert load_source["publish_to_bigquery.load_address_scores"] == [
+        f"{_arg(args['score_addresses'], '--predictions')}/address_scores/dt={DS}/*.parquet"]
+    target = data_target()
+    assert f"{_arg(args['score_addresses'], '--predictions')}/address_scores/dt={DS}" == datasets.predictions_dir(target, DS)
+    # Training reads the features the features job writes and writes the registry scoring reads.
+    assert _arg(args["score_addresses"], "--features") == _arg(features, "--features") == datasets.features_root(target)
+    assert f"{_arg(args['train_model'], '--bucket')}/models" == _arg(args["score_addresses"], "--registry")
+
+
+def test_deploy_uploads_what_the_batches_read(rendered, tmp_path):
+    from scripts import deploy_composer
+
+    values, missing = deploy_composer.settings_from(
+        deploy_composer.parse_args(["--project", SETTINGS["project"], "--environment", "env", "--bucket", BUCKET,
+                                    "--jobs-bucket", SETTINGS["jobs_bucket"],
+                                    "--service-account", SETTINGS["service_account"]]), placeholders=False)
+    assert missing == []
+    steps = deploy_composer.plan(values, "{}", tmp_path / "code.zip")
+    uploaded = set()
+    for step in steps:
+        if step.argv[:1] == ["gcloud"] and "storage" in step.argv:
+            source, destination = step.argv[step.argv.index("storage") + 2: step.argv.index("storage") + 4]
+            if step.argv[step.argv.index("storage") + 1] == "rsync":
+                from tests.conftest import PROJECT_ROOT
+
+                uploaded |= {f"{destination}/{p.name}" for p in (PROJECT_ROOT / source).glob("*.py")}
+            else:
+                uploaded.add(destination)
+    for task_id in BATCHES:
+        pyspark = rendered[task_id].batch["pyspark_batch"]
+        if task_id == "score_addresses" and not (deploy_composer.PROJECT_ROOT / "spark_jobs" / "score_addresses.py").exists():
+            continue  # the scoring job is being written; its upload follows from the same rsync
+        assert pyspark["main_python_file_uri"] in uploaded, task_id
+        assert set(pyspark["python_file_uris"]) <= uploaded
+    assert _arg(rendered["build_features"].batch["pyspark_batch"]["args"], "--pools") in uploaded
+
+
+def test_the_bytes_cap_refuses_above_and_says_both_figures():
+    gcp_jobs.check_bytes_cap(5 * 2**30, 5 * 2**30, "export_outputs")  # at the cap: runs
+    with pytest.raises(gcp_jobs.BytesCapExceeded) as refused:
+        gcp_jobs.check_bytes_cap(30 * 2**30, 20 * 2**30, "export_outputs")
+    message = str(refused.value)
+    assert "32,212,254,720 bytes (30.00 GiB)" in message and "21,474,836,480 bytes (20.00 GiB" in message
+
+
+def test_rendering_without_the_settings_says_what_to_do(gcp_target):
+    from pool_classifier.gcp_config import GcpSettingsError
+
+    with pytest.MonkeyPatch.context() as mp:
+        gcp_environment(mp)
+        dag = build_gcp_dag(gcp_target)
+        mp.delenv(f"AIRFLOW_VAR_{gcp_config.SETTINGS_VARIABLE.upper()}")
+        with pytest.raises(GcpSettingsError, match="pool_classifier_gcp' is not set.*make deploy-composer"):
+            render(dag.get_task("build_features"))
+        mp.setenv(f"AIRFLOW_VAR_{gcp_config.SETTINGS_VARIABLE.upper()}",
+                  json.dumps({**SETTINGS, "service_account": "", "max_bytes_billed": -1}))
+        with pytest.raises(GcpSettingsError, match="missing service_account"):
+            render(dag.get_task("extract_day.export_blocks"))
+
+
+def test_record_run_cost_runs_last_whatever_failed(rendered):
+    from airflow.task.trigger_rule import TriggerRule
+
+    cost = rendered["record_run_cost"]
+    assert cost.is_teardown and not cost.on_failure_fail_dagrun
+    assert cost.trigger_rule == TriggerRule.ALL_DONE_SETUP_SUCCESS
+    assert {t.task_id for t in cost.get_flat_relatives(upstream=True)} == set(GOOGLE_TASKS)
