@@ -6,7 +6,8 @@
 What it does, in order (each step is one printed command):
   1. zips the pool_classifier package (plugins/) for the Dataproc batches;
   2. uploads spark_jobs/, the zip and the pools list to the jobs bucket;
-  3. creates the BigQuery dataset and the output tables if absent (schemas: include/schemas/);
+  3. creates the BigQuery dataset and the output tables if absent (schemas: include/schemas/),
+     and lets the service account write the dataset (GRANT … ON SCHEMA);
   4. installs the PyPI packages the environment lacks (include/config/composer_requirements.txt);
   5. sets the environment variables the DAG reads: the target, the data bucket, where
      include/ is, and the Airflow Variable `pool_classifier_gcp` (as AIRFLOW_VAR_…: the
@@ -162,6 +163,11 @@ def plan(values: dict, settings_json: str, code_zip: Path, skip_pypi: bool = Fal
                              "mk", "--dataset", "--description=mining_pool_classifier outputs", dataset],
              unless=["bq", f"--project_id={values['project']}", "show", "--dataset", dataset]),
     ]
+    steps.append(Step("the account may replace partitions of the dataset's tables", [
+        "bq", f"--project_id={values['project']}", "query", "--use_legacy_sql=false",
+        f"GRANT `roles/bigquery.dataEditor` ON SCHEMA `{dataset.replace(':', '.')}` "
+        f'TO "serviceAccount:{values["service_account"]}"',
+    ]))
     for table, spec in gcp_config.BIGQUERY_TABLES.items():
         steps.append(Step(f"the table {table}", [
             "bq", f"--project_id={values['project']}", "mk", "--table",

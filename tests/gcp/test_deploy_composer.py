@@ -76,6 +76,8 @@ def test_the_dry_run_prints_every_command_and_runs_none(cloud_sdk):
         "gcloud --project pool-test-project storage cp ",
         "gcloud --project pool-test-project storage cp include/pools/pools-v2.json",
         "bq --project_id=pool-test-project show --dataset pool-test-project:pool_classifier || bq",
+        "bq --project_id=pool-test-project query --use_legacy_sql=false 'GRANT `roles/bigquery.dataEditor` "
+        f'ON SCHEMA `pool-test-project.pool_classifier` TO "serviceAccount:{SETTINGS["service_account"]}"\'',
         "bq --project_id=pool-test-project show pool-test-project:pool_classifier.address_scores || bq",
         "bq --project_id=pool-test-project show pool-test-project:pool_classifier.block_pools || bq",
         "bq --project_id=pool-test-project show pool-test-project:pool_classifier.run_costs || bq",

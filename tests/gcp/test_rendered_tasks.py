@@ -242,3 +242,43 @@ def test_record_run_cost_runs_last_whatever_failed(rendered):
     assert cost.is_teardown and not cost.on_failure_fail_dagrun
     assert cost.trigger_rule == TriggerRule.ALL_DONE_SETUP_SUCCESS
     assert {t.task_id for t in cost.get_flat_relatives(upstream=True)} == set(GOOGLE_TASKS)
+
+
+def test_an_export_whose_sql_lost_its_partition_filter_fails_before_any_call(gcp_target):
+    """No dry run, no deletion, no job: the task fails at once, without retry, saying why."""
+    from airflow.exceptions import AirflowFailException
+
+    with pytest.MonkeyPatch.context() as mp:
+        gcp_environment(mp)
+        task = render(build_gcp_dag(gcp_target).get_task("extract_day.export_inputs"))
+    task.estimate_sql = task.estimate_sql.replace(
+        f"t.block_timestamp_month = DATE_TRUNC(DATE '{DS}', MONTH)\n  AND ", "")
+    with pytest.raises(AirflowFailException, match="export_inputs: not run, .*partition column `block_timestamp_month`"):
+        task.execute({})
+
+
+def test_cost_records_load_into_the_run_costs_table(local_target):
+    """The day's records (JSON lines) match the table's columns and types, loaded one partition."""
+    import datetime as dt
+
+    from google.cloud import bigquery
+
+    from pool_classifier import run_cost
+
+    config = gcp_jobs.load_configuration(
+        SETTINGS["project"], "pool_classifier", "run_costs", DS.replace("-", ""),
+        [run_cost.day_records_path(local_target, DS)], "NEWLINE_DELIMITED_JSON", gcp_jobs.labels("record_run_cost", DS))
+    load = bigquery.LoadJobConfig.from_api_repr(config)
+    assert load.write_disposition == "WRITE_TRUNCATE" and load.source_format == "NEWLINE_DELIMITED_JSON"
+    assert config["load"]["destinationTable"]["tableId"] == f"run_costs${DS.replace('-', '')}"
+    prices = run_cost.Prices.load()
+    run = run_cost.RunInfo("mining_pool_classifier", "manual__x", DS, "train_model", 1, "local")
+    record = json.loads(run_cost.local_task_record(run, "host", "success", 1709251200.0, 1709251260.5, 99, prices).to_json())
+    checks = {
+        "STRING": lambda v: isinstance(v, str), "INT64": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "FLOAT64": lambda v: isinstance(v, (int, float)), "DATE": dt.date.fromisoformat,
+        "TIMESTAMP": dt.datetime.fromisoformat,
+    }
+    for field in json.loads(schema_file("run_costs").read_text()):
+        value = record[field["name"]]
+        assert value is None or checks[field["type"]](value) is not False, field["name"]
