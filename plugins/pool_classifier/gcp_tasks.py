@@ -94,11 +94,7 @@ it into the BigQuery table `run_costs` (day partition, WRITE_TRUNCATE).
 def _run_info(context, target: Target):
     from pool_classifier.run_cost import RunInfo
 
-    ti = context["ti"]
-    return RunInfo(
-        dag_id=ti.dag_id, run_id=context["run_id"], logical_date=context["ds"],
-        task_id=ti.task_id, try_number=int(ti.try_number), target=target.name,
-    )
+    return RunInfo.from_context(context, target)
 
 
 def _save_cost_record(target: Target, record, gcp_conn_id: str = "google_cloud_default") -> None:

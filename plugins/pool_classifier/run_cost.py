@@ -77,6 +77,13 @@ class RunInfo:
     try_number: int
     target: str
 
+    @classmethod
+    def from_context(cls, context: Mapping, target: Target) -> "RunInfo":
+        """From an Airflow task context (its `ti`, `run_id`, `ds`)."""
+        ti = context["ti"]
+        return cls(dag_id=ti.dag_id, run_id=context["run_id"], logical_date=context["ds"],
+                   task_id=ti.task_id, try_number=int(ti.try_number), target=target.name)
+
 
 @dataclass(frozen=True)
 class CostRecord:
@@ -297,7 +304,7 @@ def is_record_name(name: str) -> bool:
 
 
 def summarize(records: Iterable[CostRecord]) -> dict:
-    """Totals of one run: cost, bytes billed, DCU-hours; per kind and per task."""
+    """Totals of one run: cost, bytes billed, DCU-hours, wall time; cost per task."""
     records = sorted(records, key=lambda r: (r.started_at or "", r.task_id, r.try_number))
     known = [r.cost_usd for r in records if r.cost_usd is not None]
     by_task: dict[str, float] = {}

@@ -176,3 +176,11 @@ def test_local_steps_read_what_the_pipeline_writes_before_them(local_target):
     ]
     with pytest.raises(KeyError, match="no local step"):
         run_cost.local_step_inputs(local_target, "publish", "2024-03-01")
+
+
+def test_a_record_names_the_task_try_from_the_airflow_context(local_target):
+    from types import SimpleNamespace
+
+    ti = SimpleNamespace(dag_id="mining_pool_classifier", task_id="score_addresses", try_number=3)
+    run = RunInfo.from_context({"ti": ti, "run_id": "manual__1", "ds": "2024-03-01"}, local_target)
+    assert run == RunInfo("mining_pool_classifier", "manual__1", "2024-03-01", "score_addresses", 3, "local")
