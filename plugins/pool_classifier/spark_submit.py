@@ -1,8 +1,9 @@
 """How Spark jobs run: their arguments (the same on every target) and local spark-submit.
 
-`features_job_args` is what the `build_features` job is given for a logical date; the
-local target passes it to `spark-submit --master local[N]`, the gcp target to a Dataproc
-Serverless batch.
+`features_job_args` is what the `build_features` job is given for a logical date
+(`score.score_job_args` the same for `score_addresses`); the local target passes them to
+`spark-submit --master local[N]` (`run_local`, any job of `spark_jobs/`), the gcp target to
+a Dataproc Serverless batch.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class SparkJobDataError(RuntimeError):
     """A Spark job refused its input; the message holds the job's own explanation."""
 
 FEATURES_JOB = SPARK_JOBS_DIR / "build_features.py"
+SCORE_JOB = SPARK_JOBS_DIR / "score_addresses.py"
 # Warnings and errors only: the task log should show what the job says.
 LOG4J_CONFIG = INCLUDE_DIR / "spark" / "log4j2.properties"
 

@@ -1,0 +1,290 @@
+"""score_addresses: score one day's active addresses with a registry model, in Spark.
+
+Reads `features/address_features/dt=<ds>` and `features/address_labels/dt=<ds>`, and the
+model version from the registry (`--registry`, i.e. `<bucket>/models`): the day's champion
+from `champion.json`, or `--model-version`. The driver reads the version's files through
+Hadoop's file systems (local paths and gs:// alike), checks them against this code, and
+broadcasts their bytes; each executor unpickles them once and scores Arrow batches with `mapInPandas`
+through `pool_classifier.score.score_batch`, the function in-process scoring uses too.
+
+Writes for `ds`, each folder swapped into place whole (never half-written):
+* `predictions/drift/dt=<ds>/{drift.json,drift.md}`: PSI per feature against the training data;
+* `predictions/address_scores/dt=<ds>/`: the predictions, with the model version;
+* `predictions/address_profiles/dt=<ds>/`: profile and anomaly score per address.
+
+When the drift is far above its limit, the features hold nulls, the model does not match
+this code, or there is no model, it exits with code 3 after printing `<ErrorClass>: why`
+(a retry would fail the same way); with drift far above the limit, only the drift report is
+written.
+
+    spark-submit score_addresses.py --ds 2024-03-01 --features <bucket>/features \
+        --registry <bucket>/models --predictions <bucket>/predictions [--model-version V]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pool_classifier import drift, registry
+from pool_classifier.score import (
+    DRIFT_FILE, DRIFT_REPORT_FILE, JOB_ERRORS, PREDICTION_COLUMNS, PROFILE_COLUMNS, SCORED_SCHEMA,
+    check_features, model_inputs, score_batch,
+)
+
+# Exit code for errors that a retry would not fix (spark_submit.DATA_ERROR_EXIT_CODE).
+DATA_ERROR_EXIT_CODE = 3
+# Rows per predictions file: a day is one file up to this size.
+ROWS_PER_FILE = 2_000_000
+
+
+# ---------------------------------------------------------------- transforms
+
+
+def with_known_pool(features: DataFrame, labels: DataFrame) -> DataFrame:
+    """Features plus `known_pool`: the address is labelled (coinbases or the pools list)."""
+    known = labels.select("address").distinct().withColumn("known_pool", F.lit(True))
+    return features.join(known, "address", "left").withColumn("known_pool", F.coalesce("known_pool", F.lit(False)))
+
+
+def score(features: DataFrame, model, inputs: list[str], ds: str) -> DataFrame:
+    """Scored rows (score.SCORED_SCHEMA) for the `inputs` columns of `features` (+ known_pool).
+
+    `model` is a Broadcast of (version, model bytes, profiles bytes, metadata): each Python
+    worker unpickles it once, then scores Arrow batches.
+    """
+    def score_batches(batches):
+        from pool_classifier import registry as registry_
+        from pool_classifier import score as score_
+
+        loaded = registry_.cached_version_from_bytes(*model.value)
+        for batch in batches:
+            yield score_.score_batch(loaded, batch, ds)
+
+    return features.select("address", *inputs, "known_pool").mapInPandas(score_batches, SCORED_SCHEMA)
+
+
+def drift_counts(features: DataFrame, reference: dict):
+    """Rows per (feature, bin) of the reference bins, as drift.bin_counts gives them (pandas).
+
+    One aggregation in the JVM (no Python pass): bin i holds edges[i-1] ≤ x < edges[i], as
+    numpy's searchsorted(side="right"); nulls and NaN count in drift.NULL_BIN.
+    """
+    import pandas as pd
+
+    aggregates, keys = [], []
+    for name, spec in reference.items():
+        x = F.col(name).cast("double")
+        bounds = [None, *spec["edges"], None]
+        for i in range(len(bounds) - 1):
+            lo, hi = bounds[i], bounds[i + 1]
+            inside = F.lit(True)
+            if lo is not None:
+                inside = inside & (x >= F.lit(lo))
+            if hi is not None:
+                inside = inside & (x < F.lit(hi))
+            aggregates.append(F.count_if(x.isNotNull() & ~F.isnan(x) & inside))
+            keys.append((name, i))
+        aggregates.append(F.count_if(x.isNull() | F.isnan(x)))
+        keys.append((name, drift.NULL_BIN))
+    row = features.agg(*(a.alias(f"c{i}") for i, a in enumerate(aggregates))).head()
+    return pd.DataFrame({
+        "feature": [k[0] for k in keys],
+        "bin": pd.Series([k[1] for k in keys], dtype="int32"),
+        "rows": pd.Series([int(row[f"c{i}"]) for i in range(len(keys))], dtype="int64"),
+    })
+
+
+# ---------------------------------------------------------------- I/O
+
+
+def _fs(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path, hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def read_bytes(spark: SparkSession, path: str) -> bytes:
+    """One small file's bytes through Hadoop's file systems (local, gs://), in the driver."""
+    hadoop_path, fs = _fs(spark, path)
+    if not fs.exists(hadoop_path):
+        raise registry.ModelNotFoundError(f"{path} not found; run train_model for the day first.")
+    stream = fs.open(hadoop_path)
+    try:
+        return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+    finally:
+        stream.close()
+
+
+def resolve_version(spark: SparkSession, registry_root: str, ds: str, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    pointer = f"{registry_root}/{registry.CHAMPION_FILE}"
+    path, fs = _fs(spark, pointer)
+    if not fs.exists(path):
+        raise registry.ModelNotFoundError(
+            f"no champion for {ds}: {pointer} does not exist; run train_model for the day first."
+        )
+    entry = registry.champion_entry(json.loads(read_bytes(spark, pointer))["promotions"], ds)
+    if entry is None:
+        raise registry.ModelNotFoundError(
+            f"no champion for {ds} in {pointer}: no training run of {ds} or earlier promoted a model; "
+            "run train_model for the day first."
+        )
+    return entry["version"]
+
+
+def load_model(spark: SparkSession, registry_root: str, version: str) -> tuple[str, bytes, bytes, dict]:
+    """The version's files as bytes, checked against this code (ModelMismatchError)."""
+    folder = f"{registry_root}/{version}"
+    metadata = json.loads(read_bytes(spark, f"{folder}/{registry.METADATA_FILE}"))
+    registry.check_compatible(version, metadata)
+    model_bytes = read_bytes(spark, f"{folder}/{registry.MODEL_FILE}")
+    profiles_bytes = read_bytes(spark, f"{folder}/{registry.PROFILES_FILE}")
+    return version, model_bytes, profiles_bytes, metadata
+
+
+def _swap_into_place(spark: SparkSession, tmp_path, final: str) -> None:
+    Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+    final_path, fs = _fs(spark, final)
+    old = None
+    if fs.exists(final_path):
+        old = Path(final_path.getParent(), f".{final_path.getName()}.old-{uuid.uuid4().hex[:12]}")
+        fs.rename(final_path, old)
+    fs.rename(tmp_path, final_path)
+    if old is not None:
+        fs.delete(old, True)
+
+
+def _tmp_beside(spark: SparkSession, final: str):
+    Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+    final_path, fs = _fs(spark, final)
+    fs.mkdirs(final_path.getParent())
+    return Path(final_path.getParent(), f".{final_path.getName()}.tmp-{uuid.uuid4().hex[:12]}"), fs
+
+
+def publish_files(spark: SparkSession, final: str, files: dict[str, str]) -> None:
+    """Small text files written into a folder beside `final`, then swapped into place."""
+    Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+    tmp, fs = _tmp_beside(spark, final)
+    fs.setWriteChecksum(False)
+    fs.mkdirs(tmp)
+    for name, text in sorted(files.items()):
+        out = fs.create(Path(tmp, name), True)
+        out.write(bytearray(text.encode("utf-8")))
+        out.close()
+    _swap_into_place(spark, tmp, final)
+
+
+def publish(spark: SparkSession, df: DataFrame, final: str, rows: int) -> None:
+    """`df` as Parquet files sorted by address, named part-00000.parquet, …, swapped into place.
+
+    Rows are hash-partitioned on the address (one file per ROWS_PER_FILE rows), so a re-run
+    writes the same files.
+    """
+    tmp, fs = _tmp_beside(spark, final)
+    fs.setWriteChecksum(False)  # no .crc side files on a local disk (a no-op on GCS)
+    parts = max(1, -(-rows // ROWS_PER_FILE))
+    df.repartition(parts, "address").sortWithinPartitions("address").write.parquet(tmp.toString())
+    written = sorted(
+        (s.getPath() for s in fs.listStatus(tmp) if s.getPath().getName().startswith("part-")),
+        key=lambda p: p.getName(),
+    )
+    Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+    kept = set()
+    for i, path in enumerate(written):
+        name = f"part-{i:05d}.parquet"
+        fs.rename(path, Path(tmp, name))
+        kept.add(name)
+    for status in fs.listStatus(tmp):  # _SUCCESS and checksum files are not data
+        if status.getPath().getName() not in kept:
+            fs.delete(status.getPath(), False)
+    _swap_into_place(spark, tmp, final)
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Score one day's addresses with a registry model.")
+    parser.add_argument("--ds", required=True, help="logical date YYYY-MM-DD (UTC)")
+    parser.add_argument("--features", required=True, help="root of features/ (address_features, address_labels)")
+    parser.add_argument("--registry", required=True, help="root of the model registry (<bucket>/models)")
+    parser.add_argument("--predictions", required=True, help="root of predictions/ (outputs of the day)")
+    parser.add_argument("--model-version", help="score with this version instead of the day's champion")
+    parser.add_argument("--warn-psi", type=float, default=drift.DriftConfig.warn_psi)
+    parser.add_argument("--fail-psi", type=float, default=drift.DriftConfig.fail_psi)
+    return parser.parse_args(argv)
+
+
+def run(spark: SparkSession, args: argparse.Namespace) -> dict:
+    features_root, registry_root, out = (p.rstrip("/") for p in (args.features, args.registry, args.predictions))
+    started = time.monotonic()
+    seconds = {}
+    version = resolve_version(spark, registry_root, args.ds, args.model_version)
+    model = load_model(spark, registry_root, version)
+    metadata = model[3]
+
+    features = spark.read.parquet(f"{features_root}/address_features/dt={args.ds}")
+    check_features(metadata, features.columns, args.ds)
+    labels = spark.read.parquet(f"{features_root}/address_labels/dt={args.ds}")
+
+    seconds["load model"] = time.monotonic() - started
+    reference = metadata["drift_reference"]
+    counts = drift_counts(features, reference)
+    result = drift.evaluate(
+        reference, counts, drift.DriftConfig(warn_psi=args.warn_psi, fail_psi=args.fail_psi),
+        what=f"the features of {args.ds}",
+    )
+    status = "fail" if result["fail"] else "warn" if result["warn"] else "ok"
+    result = {**result, "ds": args.ds, "model_version": version, "status": status, "message": drift.message(result)}
+    publish_files(spark, f"{out}/drift/dt={args.ds}", {
+        DRIFT_FILE: json.dumps(result, indent=2, sort_keys=True) + "\n",
+        DRIFT_REPORT_FILE: drift.render_markdown(result, args.ds, version),
+    })
+    seconds["drift check"] = time.monotonic() - started - sum(seconds.values())
+    if result["fail"]:
+        raise drift.DriftError(result["message"])
+    if result["warn"]:
+        print(f"WARNING {result['message']}", file=sys.stderr)
+
+    broadcast = spark.sparkContext.broadcast(model)
+    scored = score(with_known_pool(features, labels), broadcast, model_inputs(metadata), args.ds).cache()
+    rows = scored.count()
+    seconds["score"] = time.monotonic() - started - sum(seconds.values())
+    publish(spark, scored.select(*PREDICTION_COLUMNS), f"{out}/address_scores/dt={args.ds}", rows)
+    publish(spark, scored.select(*PROFILE_COLUMNS), f"{out}/address_profiles/dt={args.ds}", rows)
+    predicted = scored.where("label").count()
+    anomalies = scored.where("is_anomaly").count()
+    scored.unpersist()
+    broadcast.destroy()
+    seconds["write"] = time.monotonic() - started - sum(seconds.values())
+    return {
+        "ds": args.ds, "model_version": version, "rows": rows, "predicted_pools": predicted,
+        "anomalies": anomalies, "drift": status, "drift_message": result["message"],
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    spark = SparkSession.builder.appName(f"score_addresses {args.ds}").getOrCreate()
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    try:
+        summary = run(spark, args)
+    except JOB_ERRORS as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return DATA_ERROR_EXIT_CODE
+    finally:
+        spark.stop()
+    print(f"score_addresses {args.ds}: {json.dumps(summary, sort_keys=True)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""A day of feature files for model tests: a learnable signal, first-seen times, two pools."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pool_classifier import datasets
+from pool_classifier.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
+
+START = 1_709_251_200  # 2024-03-01 00:00 UTC
+
+
+def feature_rows(n_pools: int = 60, n_others: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """Pool addresses spend often in many small payouts; everything else is noise.
+
+    Addresses are first seen over two days, pools and others mixed in time.
+    """
+    rng = np.random.default_rng(seed)
+    n = n_pools + n_others
+    frame = pd.DataFrame({c: rng.normal(0, 1, n) for c in FEATURE_COLUMNS})
+    is_pool = np.arange(n) < n_pools
+    frame["total_tx_input_count"] += np.where(is_pool, 4.0, 0.0)
+    frame["mean_tx_output_value"] += np.where(is_pool, -2.0, 0.0)
+    frame.insert(0, "address", [f"addr{i:05d}" for i in range(n)])
+    frame[FIRST_SEEN] = START + rng.integers(0, 2 * 86400, n)
+    return frame
+
+
+def write_day(target, ds: str, frame: pd.DataFrame | None = None, n_pools: int = 60, n_others: int = 3000,
+              seed: int = 0) -> pd.DataFrame:
+    """Write the day's address_features, address_labels and training_features (all rows)."""
+    frame = feature_rows(n_pools, n_others, seed) if frame is None else frame
+    pools = frame["address"].iloc[:n_pools]
+    labels = pd.DataFrame({
+        "address": pools,
+        "pool_id": 44,
+        "pool_name": np.where(np.arange(n_pools) % 2, "AntPool", "F2Pool"),
+        "coinbase_outputs": 25,
+        "label_source": "coinbase",
+    })
+    training = frame.merge(labels[["address", "pool_id", "pool_name", "label_source"]], on="address", how="left")
+    training["label"] = training["pool_name"].notna().astype("int32")
+    for table, df in (("address_features", frame), ("address_labels", labels), ("training_features", training)):
+        folder = Path(datasets.features_dir(target, table, ds))
+        folder.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(folder / "part-00000.parquet", index=False)
+    return frame
