@@ -167,6 +167,13 @@ def read_metadata(target: Target, version: str) -> dict:
     return json.loads(file.read_text())
 
 
+def trained_version(target: Target, ds: str) -> str | None:
+    """The version a training run of `ds` saved (the latest, if configurations changed); None if none."""
+    root = Path(datasets.models_root(target))
+    runs = [m for m in root.glob(f"*-{ds}/{METADATA_FILE}") if not m.parent.name.startswith(".")]
+    return max(runs, key=lambda m: (m.stat().st_mtime_ns, m.parent.name)).parent.name if runs else None
+
+
 def version_from_bytes(version: str, model_bytes: bytes, profiles_bytes: bytes, metadata: dict) -> ModelVersion:
     """A version from its files' bytes (what the Spark job broadcasts); checked first."""
     import joblib

@@ -1,8 +1,10 @@
 """Summary of one day's run, read back from the outputs themselves (not from the logs).
 
 Prints the day, blocks, transactions, addresses featured, labelled pool addresses per
-pool, the model version and its PR-AUC, predictions written, and every output path with
-a checksum, so that two runs can be compared.
+pool, the training run (every candidate's metrics, champion vs challenger on the same rows,
+promoted or not and why, the report), the predictions (with the champion that made them),
+profiles and anomalies, the drift check, and every output path with a checksum, so that
+two runs can be compared.
 
     python -m pool_classifier.run_summary --ds 2024-03-01
 """
@@ -14,9 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from pool_classifier import datasets
+from pool_classifier import datasets, registry, score
 from pool_classifier.targets import Target, current_target
-from pool_classifier.train import METADATA_FILE
 
 
 def _content(file: Path) -> bytes:
@@ -47,7 +48,42 @@ def folder_checksum(folder: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def summarize(target: Target, ds: str, model_version: str | None = None) -> dict:
+def _metrics(m: dict) -> dict:
+    keys = ("pr_auc", "precision", "recall", "recall_at_95_precision", "rows", "positives")
+    return {k: m[k] for k in keys}
+
+
+def training_summary(target: Target, ds: str) -> dict:
+    """The training run of `ds` (None-valued when the day did not train) and the champion."""
+    promotions = registry.read_promotions(target)
+    entry = registry.champion_entry(promotions, ds)
+    champion = entry["version"] if entry else None
+    version = registry.trained_version(target, ds)
+    if version is None:
+        return {"version": None, "champion": champion}
+    metadata = registry.read_metadata(target, version)
+    compared = metadata.get("champion") or {}
+    return {
+        "version": version,
+        "champion": champion,
+        "promoted": metadata["promotion"]["promoted"],
+        "reason": metadata["promotion"]["reason"],
+        "split": metadata["split"],
+        "candidates": {name: _metrics(c["metrics"]) for name, c in metadata["candidates"].items()},
+        "challenger_vs_champion": None if "metrics" not in compared else {
+            "champion": compared["version"],
+            "challenger": _metrics(compared["challenger_metrics"]),
+            "champion_metrics": _metrics(compared["metrics"]),
+        },
+        "per_pool_recall": metadata["metrics"].get("per_pool_recall", {}),
+        "positives_with_features": metadata["data"]["positives_per_pool"],
+        "negatives_sampled": metadata["data"]["negatives_sampled"],
+        "profiles_k": metadata["profiles"]["k"],
+        "report": registry.report_path(target, version),
+    }
+
+
+def summarize(target: Target, ds: str) -> dict:
     import duckdb
 
     def scalar(sql: str, path: str):
@@ -59,9 +95,9 @@ def summarize(target: Target, ds: str, model_version: str | None = None) -> dict
     labels = datasets.features_dir(target, "address_labels", ds)
     block_pools = datasets.features_dir(target, "block_pools", ds)
     predictions = datasets.predictions_dir(target, ds)
-    version = model_version or f"rf-{ds}"
-    model = datasets.model_dir(target, version)
-    metadata = json.loads((Path(model) / METADATA_FILE).read_text())
+    profiles = score.profiles_dir(target, ds)
+    training = training_summary(target, ds)
+    drift = score.read_drift(target, ds)
     labelled = duckdb.execute(
         f"SELECT pool_name, count(*) FROM '{labels}/*.parquet' "
         "WHERE label_source = 'coinbase' GROUP BY ALL ORDER BY 2 DESC, 1"
@@ -75,9 +111,10 @@ def summarize(target: Target, ds: str, model_version: str | None = None) -> dict
         "address labels": labels,
         "training set": datasets.features_dir(target, "training_features", ds),
         "address state": datasets.state_dir(target, "address_state", ds),
-        "model": model,
-        "predictions": predictions,
     }
+    if training["version"]:
+        paths["model"] = registry.version_dir(target, training["version"])
+    paths.update({"predictions": predictions, "profiles": profiles, "drift": score.drift_dir(target, ds)})
     return {
         "day": ds,
         "blocks": scalar("SELECT count(*) FROM {p}", blocks_dir),
@@ -86,13 +123,13 @@ def summarize(target: Target, ds: str, model_version: str | None = None) -> dict
         "addresses_featured": scalar("SELECT count(*) FROM {p}", features),
         "addresses_in_state": scalar("SELECT count(*) FROM {p}", datasets.state_dir(target, "address_state", ds)),
         "pool_addresses_by_pool": dict(labelled),
-        "model_version": metadata["version"],
-        "pr_auc": metadata["metrics"]["pr_auc"],
-        "train_positives": metadata["metrics"]["train_positives"],
-        "positives_with_features": metadata["data"]["positives_per_pool"],
-        "negatives_sampled": metadata["data"]["negatives_sampled"],
+        "training": training,
         "predictions": scalar("SELECT count(*) FROM {p}", predictions),
         "predicted_pools": scalar("SELECT count(*) FROM {p} WHERE label", predictions),
+        "scored_with": scalar("SELECT string_agg(DISTINCT model_version, ', ') FROM {p}", predictions),
+        "anomalies": scalar("SELECT count(*) FROM {p} WHERE is_anomaly", profiles),
+        "profiles_used": scalar("SELECT count(DISTINCT profile) FROM {p}", profiles),
+        "drift": {"status": drift["status"], "message": drift["message"]},
         "outputs": {name: {"path": p, "sha256": folder_checksum(p)} for name, p in paths.items()},
     }
 
@@ -105,6 +142,40 @@ def _shown(path: str) -> str:
         return path
 
 
+def _metric_line(name: str, m: dict) -> str:
+    return (
+        f"    {name:<28} PR-AUC {m['pr_auc']:.4f}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
+        f"recall@95%P {m['recall_at_95_precision']:.3f}  ({m['positives']} pools in {m['rows']:,} rows)"
+    )
+
+
+def render_training(t: dict) -> list[str]:
+    if t["version"] is None:
+        return [f"model                 no training on this day (cadence); champion {t['champion']}"]
+    split = t["split"]
+    lines = ["pool addresses with features (the training positives), per pool:"]
+    lines += [f"    {name:<20} {n}" for name, n in t["positives_with_features"].items()]
+    lines += [
+        f"    {'total':<20} {sum(t['positives_with_features'].values())} (+ {t['negatives_sampled']} sampled negatives)",
+        f"time split            on {split['key']}: cut-off {split['cutoff_utc']}; train {split['train_rows']:,} rows "
+        f"({split['train_positives']} pools), evaluate {split['eval_rows']:,} ({split['eval_positives']} pools)",
+        "candidates on the evaluation set:",
+    ]
+    lines += [_metric_line(name, m) for name, m in t["candidates"].items()]
+    versus = t["challenger_vs_champion"]
+    if versus:
+        lines += ["challenger vs champion, on the evaluation rows neither was trained on:"]
+        lines += [_metric_line(f"{t['version']} (challenger)", versus["challenger"]),
+                  _metric_line(f"{versus['champion']} (champion)", versus["champion_metrics"])]
+    lines += [
+        f"{'PROMOTED' if t['promoted'] else 'NOT PROMOTED':<22}{t['reason']}",
+        f"champion now          {t['champion']}",
+        "recall per pool       " + ", ".join(f"{p} {r['recall']:.2f} ({r['positives']})" for p, r in t["per_pool_recall"].items()),
+        f"model report          {_shown(t['report'])}",
+    ]
+    return lines
+
+
 def render(summary: dict) -> str:
     lines = [
         f"== mining_pool_classifier run for {summary['day']} ==",
@@ -115,17 +186,13 @@ def render(summary: dict) -> str:
         "pool addresses (labelled from coinbases), per pool:",
     ]
     lines += [f"    {name:<20} {n}" for name, n in summary["pool_addresses_by_pool"].items()]
+    lines += [f"    {'total':<20} {sum(summary['pool_addresses_by_pool'].values())}"]
+    lines += render_training(summary["training"])
     lines += [
-        f"    {'total':<20} {sum(summary['pool_addresses_by_pool'].values())}",
-        "pool addresses with features (the training positives), per pool:",
-    ]
-    lines += [f"    {name:<20} {n}" for name, n in summary["positives_with_features"].items()]
-    lines += [
-        f"    {'total':<20} {sum(summary['positives_with_features'].values())} "
-        f"(+ {summary['negatives_sampled']} sampled negatives)",
-        f"model                 {summary['model_version']}  PR-AUC {summary['pr_auc']:.4f} "
-        f"on the held-out quarter (fit on {summary['train_positives']} positives)",
-        f"predictions written   {summary['predictions']} ({summary['predicted_pools']} predicted pool addresses)",
+        f"predictions written   {summary['predictions']} by {summary['scored_with']} "
+        f"({summary['predicted_pools']} predicted pool addresses)",
+        f"profiles, anomalies   {summary['profiles_used']} profiles; {summary['anomalies']} addresses flagged anomalous",
+        f"drift check           {summary['drift']['status']}: {summary['drift']['message']}",
         "outputs (sha256 of each folder's contents):",
     ]
     lines += [
