@@ -28,18 +28,29 @@ SEED = 3
 DAY_LIST = [(START + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "mining_pool_classifier"
-# Folders written by Spark (parquet-mr): compared by content, not bytes (see run_summary).
-SPARK_WRITTEN = ("features/", "state/")
+# Outputs every run must have written (the rest is discovered: see `day_outputs`).
+CORE_OUTPUTS = (
+    *(f"extracts/{t}" for t in datasets.EXTRACT_TABLES),
+    *(f"features/{t}" for t in datasets.FEATURE_TABLES),
+    *(f"state/{t}" for t in datasets.STATE_TABLES),
+    "predictions/address_scores",
+)
+GLOBAL = "(all days)"
 
 
 def day_outputs(target: targets.Target, ds: str) -> dict[str, str]:
-    """Every folder the DAG writes for day `ds`, by name."""
-    folders = {f"extracts/{t}": datasets.extract_dir(target, t, ds) for t in datasets.EXTRACT_TABLES}
-    folders |= {f"features/{t}": datasets.features_dir(target, t, ds) for t in datasets.FEATURE_TABLES}
-    folders |= {f"state/{t}": datasets.state_dir(target, t, ds) for t in datasets.STATE_TABLES}
-    folders["models/rf"] = datasets.model_dir(target, f"rf-{ds}")
-    folders["predictions"] = datasets.predictions_dir(target, ds)
+    """Every folder the DAG wrote for day `ds`, by name: each `<kind>/<name>/dt=<ds>` under the
+    bucket, and each model version trained for the day (`models/<candidate>-<ds>`)."""
+    bucket = Path(target.bucket)
+    folders = {p.parent.relative_to(bucket).as_posix(): str(p) for p in sorted(bucket.glob(f"*/*/dt={ds}"))}
+    for version in sorted((bucket / "models").glob(f"*-{ds}")):
+        folders[f"models/{version.name[: -len(ds) - 1]}"] = str(version)
     return folders
+
+
+def global_files(target: targets.Target) -> list[Path]:
+    """Files of the bucket that hold every day at once (the model registry's champion log)."""
+    return sorted(p for p in (Path(target.bucket) / "models").glob("*.json") if p.is_file())
 
 
 def folder_bytes_digest(folder: str | Path) -> str:
@@ -51,20 +62,49 @@ def folder_bytes_digest(folder: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def written_by_spark(folder: str | Path) -> bool:
+    """Parquet written by Spark (parquet-mr) names Spark in its footer: compared by content,
+    because parquet-mr lists column encodings from a Java HashSet (see run_summary)."""
+    import pyarrow.parquet as pq
+
+    files = sorted(Path(folder).glob("*.parquet"))
+    return bool(files) and b"org.apache.spark.version" in (pq.read_metadata(files[0]).metadata or {})
+
+
 def snapshot(target: targets.Target, days: list[str] = DAY_LIST) -> dict[tuple[str, str], dict]:
-    """(day, output) -> content checksum, raw-bytes digest, files; absent outputs are None."""
+    """(day, output) -> content checksum, raw-bytes digest, files, written by Spark or not;
+    with every day, also (GLOBAL, file) for the files that span every day."""
     result = {}
     for ds in days:
         for name, folder in day_outputs(target, ds).items():
-            if not Path(folder).is_dir():
-                result[(ds, name)] = None
-                continue
             result[(ds, name)] = {
                 "content": run_summary.folder_checksum(folder),
                 "bytes": folder_bytes_digest(folder),
                 "files": sorted(p.name for p in Path(folder).iterdir() if not p.name.startswith(".")),
+                "spark": written_by_spark(folder),
+            }
+    if days == DAY_LIST:
+        for file in global_files(target):
+            digest = hashlib.sha256(file.read_bytes()).hexdigest()[:16]
+            result[(GLOBAL, f"models/{file.name}")] = {
+                "content": digest, "bytes": digest, "files": [file.name], "spark": False,
             }
     return result
+
+
+def assert_same_as_reference(reference: dict, now: dict, days: list[str] = DAY_LIST) -> None:
+    """The outputs of `days` exactly as in the reference run: the same outputs, each with the
+    same files and rows, and the same bytes too unless Spark wrote it."""
+    expected = {k: v for k, v in reference.items() if k[0] in days or (k[0] == GLOBAL and days == DAY_LIST)}
+    assert sorted(now) == sorted(expected), (
+        f"missing: {sorted(set(expected) - set(now))}; unexpected: {sorted(set(now) - set(expected))}"
+    )
+    for key, ref in expected.items():
+        got = now[key]
+        assert got["files"] == ref["files"], key
+        assert got["content"] == ref["content"], f"{key}: rows differ"
+        if not ref["spark"]:
+            assert got["bytes"] == ref["bytes"], f"{key}: bytes differ"
 
 
 @dataclasses.dataclass
@@ -142,4 +182,8 @@ def sequential(loaded_warehouse, tmp_path_factory):
     for ds in DAY_LIST:
         scenario.run_day(ds)
     scenario.reference = snapshot(scenario.target)
+    for ds in DAY_LIST:
+        missing = [name for name in CORE_OUTPUTS if (ds, name) not in scenario.reference]
+        assert not missing, f"the reference run wrote no {missing} for {ds}"
+        assert any(name.startswith("models/") for d, name in scenario.reference if d == ds), ds
     return scenario
