@@ -41,6 +41,9 @@ from pool_classifier.score import (
 DATA_ERROR_EXIT_CODE = 3
 # Rows per predictions file: a day is one file up to this size.
 ROWS_PER_FILE = 2_000_000
+# Rows per Arrow batch handed to the model (Spark's default 10,000 pays scikit-learn's
+# per-call overhead five times as often).
+ARROW_BATCH_ROWS = 50_000
 
 
 # ---------------------------------------------------------------- transforms
@@ -66,7 +69,10 @@ def score(features: DataFrame, model, inputs: list[str], ds: str) -> DataFrame:
         for batch in batches:
             yield score_.score_batch(loaded, batch, ds)
 
-    return features.select("address", *inputs, "known_pool").mapInPandas(score_batches, SCORED_SCHEMA)
+    # Doubles cross to Python as Arrow doubles (exact satoshi DECIMALs would arrive as Python
+    # Decimal objects, slow to convert); score_batch casts to double all the same.
+    columns = [F.col(c).cast("double").alias(c) for c in inputs]
+    return features.select("address", *columns, "known_pool").mapInPandas(score_batches, SCORED_SCHEMA)
 
 
 def drift_counts(features: DataFrame, reference: dict):
@@ -275,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     spark = SparkSession.builder.appName(f"score_addresses {args.ds}").getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     try:
         summary = run(spark, args)
     except JOB_ERRORS as exc:

@@ -180,6 +180,10 @@ def render_markdown(metadata: dict) -> str:
         "",
         f"## Top feature importances (`{version}`: permutation on the evaluation set, drop in average precision)",
         "",
+        f"On {metadata['importance_rows']['rows']:,} evaluation rows ({metadata['importance_rows']['positives']} pools"
+        + (", the others a seeded sample" if metadata["importance_rows"]["rows"] < split["eval_rows"] else "")
+        + f"), {metadata['config']['importance_repeats']} shuffles per feature.",
+        "",
         f"![feature importances]({IMPORTANCES})",
         "",
         "| feature | mean drop | std |",

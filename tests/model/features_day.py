@@ -1,15 +1,20 @@
 """A day of feature files for model tests: a learnable signal, first-seen times, two pools."""
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pool_classifier import datasets
 from pool_classifier.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 
 START = 1_709_251_200  # 2024-03-01 00:00 UTC
+# Exact satoshi sums, DECIMAL(38,0) as the features job writes them.
+SATOSHI_SUMS = ("total_tx_output_value", "total_tx_input_value")
 
 
 def feature_rows(n_pools: int = 60, n_others: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -23,9 +28,20 @@ def feature_rows(n_pools: int = 60, n_others: int = 3000, seed: int = 0) -> pd.D
     is_pool = np.arange(n) < n_pools
     frame["total_tx_input_count"] += np.where(is_pool, 4.0, 0.0)
     frame["mean_tx_output_value"] += np.where(is_pool, -2.0, 0.0)
+    for name in SATOSHI_SUMS:
+        frame[name] = [Decimal(int(v)) for v in rng.integers(0, 2_100_000_000_000_000, n)]
     frame.insert(0, "address", [f"addr{i:05d}" for i in range(n)])
     frame[FIRST_SEEN] = START + rng.integers(0, 2 * 86400, n)
     return frame
+
+
+def write_parquet(df: pd.DataFrame, file: Path) -> None:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    for name in SATOSHI_SUMS:
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, table.column(name).cast(pa.decimal128(38, 0)))
+    pq.write_table(table, file)
 
 
 def write_day(target, ds: str, frame: pd.DataFrame | None = None, n_pools: int = 60, n_others: int = 3000,
@@ -45,5 +61,5 @@ def write_day(target, ds: str, frame: pd.DataFrame | None = None, n_pools: int =
     for table, df in (("address_features", frame), ("address_labels", labels), ("training_features", training)):
         folder = Path(datasets.features_dir(target, table, ds))
         folder.mkdir(parents=True, exist_ok=True)
-        df.to_parquet(folder / "part-00000.parquet", index=False)
+        write_parquet(df, folder / "part-00000.parquet")
     return frame

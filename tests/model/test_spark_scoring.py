@@ -12,7 +12,7 @@ import pytest
 from pool_classifier import datasets, drift, registry, score, train
 from pool_classifier.profiles import ProfileConfig
 from spark_jobs import score_addresses as job
-from tests.model.features_day import write_day
+from tests.model.features_day import write_day, write_parquet
 
 DS = "2024-03-02"
 FAST = dict(profiles=ProfileConfig(k_max=3), importance_repeats=1)
@@ -105,11 +105,11 @@ def test_far_drift_fails_the_run_naming_the_features_and_writes_no_predictions(l
     frame = write_day(local_target, DS)
     train.train_model(local_target, DS, CONFIGS["hgb"])
     folder = Path(datasets.features_dir(local_target, "address_features", DS))
-    frame["total_tx_input_value"] = frame["total_tx_input_value"] * 1e6 + 1e6
-    frame.to_parquet(folder / "part-00000.parquet", index=False)
+    frame["stddev_tx_input_value"] = frame["stddev_tx_input_value"] * 1e6 + 1e6
+    write_parquet(frame, folder / "part-00000.parquet")
 
-    with pytest.raises(drift.DriftError, match=r"total_tx_input_value \(PSI \d+\.\d+\)"):
+    with pytest.raises(drift.DriftError, match=r"stddev_tx_input_value \(PSI \d+\.\d+\)"):
         score.score_addresses(local_target, DS)
     assert not Path(datasets.predictions_dir(local_target, DS)).exists()
     report = json.loads((Path(score.drift_dir(local_target, DS)) / score.DRIFT_FILE).read_text())
-    assert report["status"] == "fail" and report["fail"] == ["total_tx_input_value"]
+    assert report["status"] == "fail" and report["fail"] == ["stddev_tx_input_value"]

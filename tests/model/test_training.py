@@ -135,3 +135,17 @@ def test_cadence(every, ds, expected):
 def test_a_day_without_a_champion_needs_training_whatever_the_cadence(local_target):
     weekly = train.TrainConfig(retrain_every_days=7)
     assert train.needs_training(local_target, "2024-03-05", weekly)  # a Tuesday, but no champion yet
+
+
+def test_importance_uses_every_evaluation_pool_and_a_sample_of_the_others_beyond_the_cap(local_target):
+    from pool_classifier.profiles import ProfileConfig
+
+    write_day(local_target, DS)
+    config = train.TrainConfig(
+        candidates=(train.Candidate("hgb", "HistGradientBoostingClassifier", train.BEHAVIOUR_FEATURES, {"max_iter": 30}),),
+        importance_rows=300, importance_repeats=1, profiles=ProfileConfig(k_max=3),
+    )
+    result = train.train_model(local_target, DS, config)
+    metadata = json.loads((Path(result["path"]) / registry.METADATA_FILE).read_text())
+    assert metadata["importance_rows"] == {"rows": 300, "positives": metadata["split"]["eval_positives"]}
+    assert "300 evaluation rows (15 pools, the others a seeded sample)" in Path(result["report"]).read_text()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pool_classifier import datasets, registry, score, train
-from tests.model.features_day import write_day
+from tests.model.features_day import write_day, write_parquet
 
 DS = "2024-03-02"
 
@@ -58,6 +58,6 @@ def test_scoring_refuses_features_the_model_needs_and_the_day_lacks(local_target
     train.train_model(local_target, DS)
     folder = Path(datasets.features_dir(local_target, "address_features", DS))
     frame = pd.read_parquet(folder).drop(columns=["total_tx_input_count"])
-    frame.to_parquet(folder / "part-00000.parquet", index=False)
+    write_parquet(frame, folder / "part-00000.parquet")
     with pytest.raises(registry.ModelMismatchError, match="total_tx_input_count"):
         score.score_in_process(local_target, DS)
