@@ -1,37 +1,63 @@
 """
 ### mining_pool_classifier — find Bitcoin mining-pool addresses, every day
 
-Runbook. Each daily run (logical date `ds`, a UTC day) does, in order:
+**Runbook.** Each daily run (logical date `ds`, a UTC day) does, in order:
 
-| task | reads | writes (replaced on a re-run) |
-|---|---|---|
-| `extract_day` | `crypto_bitcoin.blocks`, `.transactions` for `ds` | `extracts/{blocks,outputs,inputs}/dt=ds/` |
-| `build_features` | `extracts/*/dt=ds`, `state/*/dt=ds-1` | `state/{address_state,coinbase_receipts}/dt=ds/`, `features/{address_features,block_pools,address_labels,training_features}/dt=ds/` |
-| `train_model` | the day's training set | `models/rf-ds/` (model.joblib, metadata.json) |
-| `score_addresses` | the day's features (active addresses), the model | `predictions/address_scores/dt=ds/` |
+| task | reads | writes (replaced on a re-run) | usually |
+|---|---|---|---|
+| `check_request` | the run's form (Params) | — (a dry run stops here) | < 1 s |
+| `extract_day.export_*` | `crypto_bitcoin.blocks`, `.transactions` for `ds` | `extracts/{blocks,outputs,inputs}/dt=ds/` | 5 s local, 1 min gcp |
+| `check_extract` | the day's extracts | `quality/extract/dt=ds/figures.json` | < 2 s |
+| `build_features` | `extracts/*/dt=ds`, `state/*/dt=ds-1` | `state/*/dt=ds/`, `features/{address_features,block_pools,address_labels,training_features}/dt=ds/` | 30 s local, 3 min gcp |
+| `check_features` | the day's features | `quality/features/dt=ds/figures.json` | < 2 s |
+| `should_train` → `train_model` | the day's training set, the champion | `models/<version>/` (model, metadata, report), `models/champion.json` on a promotion | 5–30 s |
+| `score_addresses` | the day's active addresses, the champion | `predictions/{address_scores,address_profiles,drift}/dt=ds/` | 20 s local, 3 min gcp |
+| `check_scores` | the day's scores, the day before's | `quality/scores/dt=ds/figures.json` | < 2 s |
+| `publish_predictions` | the day's predictions and block pools | tables `address_scores`, `block_pools` (day partition) | < 5 s |
+| `record_run_cost` | the run's cost records | `run_costs/dt=ds/` (and BigQuery `run_costs` on gcp) | < 2 s |
 
 Where the folders are depends on the target (`POOL_CLASSIFIER_TARGET`, default `local`:
-`data/bucket/` in the project; `gcp`: the Cloud Storage bucket).
+`data/bucket/` in the project; `gcp`: the Cloud Storage bucket). The model report of a
+training run: `models/<version>/report.html` (its path is in `train_model`'s log and XCom).
 
-**Re-running** a day (clear the run, or `airflow dags test mining_pool_classifier ds`)
-replaces that day's outputs. Features merge the day into the state of the day before, so
-days run in date order (one active run at a time); re-running an old day removes the
-later states, and those days must then be re-run in order.
+**Trigger form** (Params): `date_from`/`date_to` (optional guard of a backfill: the
+logical date must lie inside), `target`, `retrain` (auto = the cadence, always, never),
+`dry_run` (check and estimate, write nothing). A bad form is refused before any work,
+naming the field.
 
-**Common failures**
+**Re-running / backfilling.** Clear a run (or a task) to redo it: every output of the day
+is replaced, never appended. Features merge the day into the state of the day before, so
+days run in date order (one active run at a time). A range of days:
+
+    airflow backfill create --dag-id mining_pool_classifier \\
+        --from-date 2024-03-01 --to-date 2024-03-07 --max-active-runs 1 \\
+        --reprocess-behavior completed --dag-run-conf '{"retrain": "never"}'
+
+(or the UI's Trigger → Backfill form). Re-running an old day removes the later states:
+re-run the following days in order afterwards.
+
+**Common failures** (data errors fail at once, without retries; the message says what to do)
+- `check_request`: `<field>: …` — fix that field of the form and trigger again.
 - `No blocks on <ds>`: the source has no data for the day; load it, or pick another date.
-- `only N labelled pool addresses`: the day is too small to train; see `train_model`.
+- `QualityGateError` in a `check_*` task: the check, the expected and the observed numbers.
 - `no state for <day>`: a day in the history was never built; run the days named, in order.
-- `Spark job build_features.py failed`: the error holds the job's last lines.
+- `TrainingDataError`: the day is too small to train; see `train_model`.
+- `DriftError`: today's features are far from the champion's training data; see the drift report.
+- `Spark job … failed`: the error holds the job's last lines.
+
+Failures notify on-call (Slack or e-mail when configured, one log line always); a run
+still going 4 h after its logical date raises a deadline alert.
 """
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import chain, dag
+from airflow.sdk import Param, chain, dag
 
 from pool_classifier import dag_steps
+from pool_classifier.alerts import OnCallNotifier, dag_deadline
+from pool_classifier.run_request import param_schemas
 from pool_classifier.targets import current_target
 
 TARGET = current_target()
@@ -47,18 +73,29 @@ TARGET = current_target()
     max_active_runs=1,
     doc_md=__doc__,
     tags=["bitcoin", "mining-pools", "ml", f"target:{TARGET.name}"],
+    params={name: Param(**schema) for name, schema in param_schemas(TARGET.name).items()},
+    deadline=dag_deadline(),
     default_args={
         "owner": "data-engineering",
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
+        "on_failure_callback": OnCallNotifier(),
     },
 )
 def mining_pool_classifier():
+    request = dag_steps.check_request(TARGET)
     extracted = dag_steps.extract_day(TARGET)
+    extract_ok = dag_steps.quality_gate(TARGET, "extract")
     featured = dag_steps.build_features(TARGET)
+    features_ok = dag_steps.quality_gate(TARGET, "features")
+    train_today = dag_steps.should_train(TARGET)
     model = dag_steps.train_model(TARGET)
-    scored = dag_steps.score_addresses(TARGET, model)
-    chain(extracted, featured, model, scored)
+    scored = dag_steps.score_addresses(TARGET)
+    scores_ok = dag_steps.quality_gate(TARGET, "scores")
+    published = dag_steps.publish_predictions(TARGET)
+    cost = dag_steps.record_run_cost(TARGET)
+    chain(request, extracted, extract_ok, featured, features_ok, train_today, model, scored,
+          scores_ok, published, cost)
 
 
 mining_pool_classifier()

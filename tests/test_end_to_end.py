@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pool_classifier import datasets, synthetic_chain, targets, warehouse
+from pool_classifier import (datasets, publish, quality_gates, registry, run_cost, synthetic_chain, targets,
+                             warehouse)
 from tests.conftest import PROJECT_ROOT
 
 DS = "2024-03-01"
@@ -59,7 +60,15 @@ def test_dag_runs_end_to_end_through_airflow(tmp_path, local_target):
     assert (labels["label_source"] == "coinbase").sum() >= 10
     assert len(predictions) == len(features) > 1000
     assert set(predictions["address"]) == set(features["address"])
-    assert (predictions["model_version"] == f"rf-{DS}").all()
-    metadata = json.loads(Path(datasets.model_dir(local, f"rf-{DS}"), "metadata.json").read_text())
+    champion = registry.champion_version(local, DS)
+    assert (predictions["model_version"] == champion).all()
+    metadata = registry.read_metadata(local, champion)
     assert metadata["data"]["window"] == {"first_day": DS, "last_day": DS}
     assert metadata["data"]["positives"] >= 10
+    assert Path(registry.report_path(local, champion)).is_file()
+    # The gates kept their figures, the tables users query hold the day, the cost was summed.
+    for gate in quality_gates.GATES:
+        assert quality_gates.read_figures(local, gate, DS)["passed"] is True
+    assert publish.publish_day(local, DS)["rows"] == {
+        "address_scores": len(predictions), "block_pools": len(block_pools)}
+    assert "cost of" in log and list(Path(run_cost.day_dir(local, DS)).glob("run=*/summary.json"))

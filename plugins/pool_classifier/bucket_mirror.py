@@ -184,3 +184,56 @@ def train_in_copy(store: Store, remote: Target, ds: str, train: Callable[[Target
         result = train(local, ds)
         uploaded = push(store, datasets.models_root(local), datasets.models_root(remote), pulled)
     return {**_in_remote(result, local.bucket, remote.bucket), "uploaded": uploaded}
+
+
+def for_target(target: Target) -> CloudStorage:
+    """The Cloud Storage bucket of a gcp target."""
+    from pool_classifier.gcp_config import split_gcs_uri
+
+    return CloudStorage(split_gcs_uri(target.bucket + "/")[0])
+
+
+def _previous_day(ds: str) -> str:
+    import datetime as dt
+
+    return (dt.date.fromisoformat(ds) - dt.timedelta(days=1)).isoformat()
+
+
+def gate_reads(target: Target, gate: str, ds: str) -> list[str]:
+    """The folders a quality gate reads (its day's data, and the day before to compare with)."""
+    day_before = _previous_day(ds)
+    if gate == "extract":
+        return [datasets.extract_dir(target, t, ds) for t in datasets.EXTRACT_TABLES] + [
+            datasets.extract_dir(target, "blocks", day_before)]
+    if gate == "features":
+        return [datasets.features_dir(target, "address_features", ds)]
+    if gate == "scores":
+        return [datasets.predictions_dir(target, ds), datasets.predictions_dir(target, day_before),
+                datasets.features_dir(target, "address_features", ds)]
+    raise ValueError(f"unknown gate {gate!r}")
+
+
+def gate_in_copy(store: Store, remote: Target, gate: str, ds: str, workdir: str | Path | None = None) -> dict:
+    """A quality gate of `ds` on a local copy of what it reads; its figures written back
+    to `quality/<gate>/dt=<ds>/` whether it passes or fails."""
+    from pool_classifier import quality_gates
+
+    with tempfile.TemporaryDirectory(prefix=f"gate-{gate}-", dir=workdir) as tmp:
+        local = dataclasses.replace(remote, bucket=str(Path(tmp) / "bucket"))
+        for folder in gate_reads(remote, gate, ds):
+            pull(store, folder, folder.replace(remote.bucket, local.bucket, 1))
+        figures_dir = str(Path(quality_gates.figures_path(local, gate, ds)).parent)
+        try:
+            return quality_gates.CHECKS[gate](local, ds)
+        finally:
+            push(store, figures_dir, figures_dir.replace(local.bucket, remote.bucket, 1), {})
+
+
+def needs_training_in_copy(store: Store, remote: Target, ds: str) -> bool:
+    """`train.needs_training` for a gcp target: reads only `models/champion.json`."""
+    from pool_classifier import registry, train
+
+    with tempfile.TemporaryDirectory(prefix="champion-") as tmp:
+        local = dataclasses.replace(remote, bucket=str(Path(tmp) / "bucket"))
+        pull(store, registry.champion_file(remote), registry.champion_file(local))  # {} when absent
+        return train.needs_training(local, ds)

@@ -49,40 +49,54 @@ def connect_warehouse(warehouse: str):
     return con
 
 
-def extract_day(target: Target, ds: str) -> dict:
-    """Write the day's blocks, outputs and inputs as Parquet under the target's bucket.
+def extract_table(target: Target, ds: str, table: str) -> dict:
+    """Write one table's day as Parquet under the target's bucket (`extracts/<table>/dt=<ds>/`).
 
-    Fails, writing nothing, when the warehouse has no block on `ds`. Returns row counts
-    and paths.
+    The blocks table fails, writing nothing, when the warehouse has no block on `ds`.
+    Returns the row count and the path.
     """
     if target.sql_engine != "duckdb":
         raise NotImplementedError(
-            f"extract_day runs the SQL locally; target {target.name!r} runs it on "
+            f"extract runs the SQL locally; target {target.name!r} runs it on "
             f"{target.sql_engine} through its own operator."
         )
+    if table not in datasets.EXTRACT_TABLES:
+        raise ValueError(f"unknown extract table {table!r}; expected one of {datasets.EXTRACT_TABLES}")
     con = connect_warehouse(target.warehouse)
     try:
-        results = {}
-        for table in datasets.EXTRACT_TABLES:
-            query = sql.to_duckdb(render_sql(table, ds))
-            con.execute(f"CREATE OR REPLACE TEMP TABLE day AS {query}")
-            rows = con.execute("SELECT count(*) FROM day").fetchone()[0]
-            if table == "blocks" and rows == 0:
-                raise NoBlocksError(
-                    f"No blocks on {ds} in `{CATALOG}.crypto_bitcoin.blocks` "
-                    f"(warehouse {target.warehouse}). Load that day's exports, or pick a "
-                    "logical date the data covers."
-                )
-            out = datasets.extract_dir(target, table, ds)
-            with publish_dir(out) as tmp:
-                con.execute(
-                    f"COPY (SELECT * FROM day ORDER BY {SORT_KEYS[table]}) "
-                    f"TO '{tmp}/{table}.parquet' (FORMAT parquet, COMPRESSION zstd)"
-                )
-            results[table] = {"rows": rows, "path": out}
-        return results
+        query = sql.to_duckdb(render_sql(table, ds))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE day AS {query}")
+        rows = con.execute("SELECT count(*) FROM day").fetchone()[0]
+        if table == "blocks" and rows == 0:
+            raise NoBlocksError(
+                f"No blocks on {ds} in `{CATALOG}.crypto_bitcoin.blocks` "
+                f"(warehouse {target.warehouse}). Load that day's exports, or pick a "
+                "logical date the data covers."
+            )
+        out = datasets.extract_dir(target, table, ds)
+        with publish_dir(out) as tmp:
+            con.execute(
+                f"COPY (SELECT * FROM day ORDER BY {SORT_KEYS[table]}) "
+                f"TO '{tmp}/{table}.parquet' (FORMAT parquet, COMPRESSION zstd)"
+            )
+        return {"rows": rows, "path": out}
     finally:
         con.close()
+
+
+def count_blocks(target: Target, ds: str) -> str:
+    """What a dry run says of the day locally: how many blocks the warehouse has for it."""
+    con = connect_warehouse(target.warehouse)
+    try:
+        query = sql.to_duckdb(render_sql("blocks", ds))
+        return f"{con.execute(f'SELECT count(*) FROM ({query})').fetchone()[0]} blocks in {target.warehouse}"
+    finally:
+        con.close()
+
+
+def extract_day(target: Target, ds: str) -> dict:
+    """Every extract table of the day (blocks first: no blocks, nothing written)."""
+    return {table: extract_table(target, ds, table) for table in datasets.EXTRACT_TABLES}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,12 +7,12 @@ worker task, one builder per kind of step, called by `dag_steps` for `target.nam
     train_model            Dataproc Serverless batch of spark_jobs/train_model.py: the local
                            training step on a copy, the registry written back to models/
     score_addresses        Dataproc Serverless batch of spark_jobs/score_addresses.py
-    publish_to_bigquery    2 BigQuery load jobs: address_scores and block_pools, one day
+    publish_predictions    2 BigQuery load jobs: address_scores and block_pools, one day
                            partition each, WRITE_TRUNCATE
     record_run_cost        teardown: the run's cost table, records.jsonl, BigQuery run_costs
 
 Wiring, in this order: chain(extract_day, build_features, train_model, score_addresses,
-publish_to_bigquery, record_run_cost).
+publish_predictions, record_run_cost).
 
 Request bodies come from `gcp_jobs` (pure); settings from `gcp_config` (the Airflow
 Variable, read when a task runs: templates see it as `{{ gcp.<name> }}`). Nothing here
@@ -73,7 +73,7 @@ addresses of `features/address_features/dt=<ds>` with `models/rf-<ds>`, writes
 """
 
 PUBLISH_DOC = """
-#### publish_to_bigquery.load_{table}
+#### publish_predictions.load_{table}
 BigQuery load job: `{source}/*.parquet` into `<dataset>.{table}$<YYYYMMDD of ds>` with
 WRITE_TRUNCATE: the day's partition is replaced, a re-run changes nothing. The table must
 exist (`make deploy-composer` creates it): "Not found: Table" means run the deploy.
@@ -295,6 +295,25 @@ def extract_day_gcp(target: Target) -> TaskGroup:
     return group
 
 
+def estimate_extract_bytes(ds: str) -> str:
+    """BigQuery's dry-run estimate of the day's three extract queries (nothing billed)."""
+    from google.cloud import bigquery
+
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+    from pool_classifier.extract import render_sql
+
+    settings = gcp_config.load_settings()
+    client = BigQueryHook(use_legacy_sql=False).get_client(
+        project_id=settings.project, location=gcp_config.BIGQUERY_LOCATION)
+    config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False, use_legacy_sql=False)
+    total = sum(
+        int(client.query(render_sql(table, ds), job_config=config).total_bytes_processed or 0)
+        for table in datasets.EXTRACT_TABLES
+    )
+    return f"{total:,} bytes ({total / gcp_config.GIB:.2f} GiB) estimated by BigQuery's dry run"
+
+
 def _batch(target: Target, task_id: str, step: str, job_file: str, args: list[str], doc: str):
     jobs_bucket = template("jobs_bucket")
     return CostRecordingDataprocBatchOperator(
@@ -349,13 +368,13 @@ def score_addresses_gcp(target: Target, model=None):
     return batch
 
 
-def publish_to_bigquery_gcp(target: Target) -> TaskGroup:
-    """`publish_to_bigquery`: the day's predictions and block pools, one partition each."""
+def publish_predictions_gcp(target: Target) -> TaskGroup:
+    """`publish_predictions`: the day's predictions and block pools, one partition each."""
     sources = {
         "address_scores": datasets.predictions_dir(target, "{{ ds }}"),
         "block_pools": datasets.features_dir(target, "block_pools", "{{ ds }}"),
     }
-    with TaskGroup(group_id="publish_to_bigquery", tooltip="BigQuery loads, one day partition") as group:
+    with TaskGroup(group_id="publish_predictions", tooltip="BigQuery loads, one day partition") as group:
         for table, source in sources.items():
             CostRecordingBigQueryJobOperator(
                 task_id=f"load_{table}",

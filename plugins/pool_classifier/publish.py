@@ -1,7 +1,7 @@
 """publish: the day's predictions and per-block pools into the tables users query.
 
 On `gcp` these are BigQuery tables partitioned by day (load jobs with the partition
-decorator and WRITE_TRUNCATE, built in `gcp_tasks.publish_to_bigquery_gcp`). On `local`
+decorator and WRITE_TRUNCATE, built in `gcp_tasks.publish_predictions_gcp`). On `local`
 they are the same two tables, with the same columns (`include/schemas/pool_classifier.*.json`),
 in a DuckDB file beside the warehouse: the day's rows are deleted and inserted in one
 transaction, so a re-run replaces the day and a reader sees the old day or the new one.

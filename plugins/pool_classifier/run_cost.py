@@ -391,7 +391,11 @@ def local_step_inputs(target: Target, task_id: str, ds: str) -> list[str]:
         "score_addresses": [
             datasets.features_dir(target, "address_features", ds),
             datasets.features_dir(target, "address_labels", ds),
-            datasets.model_dir(target, f"rf-{ds}"),
+            # the champion: its folder is known once train_model ran; the registry bounds it
+            datasets.models_root(target),
+        ],
+        "publish_predictions": [
+            datasets.predictions_dir(target, ds), datasets.features_dir(target, "block_pools", ds),
         ],
     }
     if task_id not in inputs:

@@ -42,17 +42,81 @@ def test_dag_carries_owner_tags_retries_and_docs(dag_id, dag):
         assert task.doc_md, f"{dag_id}.{task.task_id}: task doc (what it reads/writes, fixes)"
 
 
-def test_pipeline_shape(dagbag):
-    dag = dagbag.dags["mining_pool_classifier"]
-    order = ["extract_day", "build_features", "train_model", "score_addresses"]
-    assert sorted(dag.task_ids) == sorted(order)
-    for upstream, downstream in zip(order, order[1:]):
-        assert downstream in dag.get_task(upstream).downstream_task_ids
+STEPS = ["check_request", "extract_day", "check_extract", "build_features", "check_features",
+         "should_train", "train_model", "score_addresses", "check_scores", "publish_predictions",
+         "record_run_cost"]
+
+
+def dag_for(target_name: str, monkeypatch):
+    """The DAG file parsed for a target (gcp with the settings production gives it)."""
+    from airflow.models.dagbag import DagBag
+
+    if target_name == "gcp":
+        from tests.gcp.conftest import gcp_environment
+
+        gcp_environment(monkeypatch)
+    else:
+        monkeypatch.setenv("POOL_CLASSIFIER_TARGET", "local")
+    bag = DagBag(dag_folder=str(DAGS_FOLDER / "mining_pool_classifier.py"), include_examples=False)
+    assert bag.import_errors == {}
+    return bag.dags["mining_pool_classifier"]
+
+
+@pytest.mark.parametrize("target_name", ["local", "gcp"])
+def test_pipeline_shape_is_the_same_on_both_targets(target_name, monkeypatch):
+    dag = dag_for(target_name, monkeypatch)
+
+    def step(task_id: str) -> str:
+        return task_id.split(".")[0]
+
+    assert {step(t) for t in dag.task_ids} == set(STEPS)
+    assert {t for t in dag.task_ids if step(t) == "extract_day"} == {
+        "extract_day.export_blocks", "extract_day.export_outputs", "extract_day.export_inputs"}
+    for upstream, downstream in zip(STEPS, STEPS[1:]):
+        below = {t for t in dag.task_ids if step(t) == downstream}
+        for task in (t for t in dag.tasks if step(t.task_id) == upstream):
+            assert task.downstream_task_ids & below, f"{task.task_id} → {downstream}"
     assert dag.timetable.summary in ("@daily", "0 0 * * *")
+    # Training may be skipped (not a training day): scoring still runs with the champion.
+    assert dag.get_task("score_addresses").trigger_rule == "none_failed"
+    assert dag.get_task("record_run_cost").is_teardown
+    assert f"target:{target_name}" in dag.tags
 
 
-def test_parsing_imports_nothing_heavy():
-    """Parsing runs in the scheduler loop: no DuckDB, Spark, scikit-learn or pandas there."""
+@pytest.mark.parametrize("target_name", ["local", "gcp"])
+def test_outputs_are_assets_in_pipeline_order(target_name, monkeypatch):
+    dag = dag_for(target_name, monkeypatch)
+    produced = {
+        step: [a.name for t in dag.tasks if t.task_id.split(".")[0] == step for a in t.outlets]
+        for step in ("extract_day", "build_features", "train_model", "score_addresses")
+    }
+    assert produced == {
+        "extract_day": ["pool_classifier.extracts"] * 3,
+        "build_features": ["pool_classifier.features"],
+        "train_model": ["pool_classifier.models"],
+        "score_addresses": ["pool_classifier.predictions"],
+    }
+
+
+def test_the_form_and_the_alerts_are_wired(monkeypatch):
+    monkeypatch.setenv("POOL_CLASSIFIER_DEADLINE_ALERT", "on")
+    dag = dag_for("local", monkeypatch)
+    assert set(dag.params) == {"date_from", "date_to", "target", "retrain", "dry_run"}
+    assert dag.params["target"] == "local" and dag.params["retrain"] == "auto"
+    assert [type(d).__name__ for d in (dag.deadline if isinstance(dag.deadline, list) else [dag.deadline])] == ["DeadlineAlert"]
+    for task in dag.tasks:
+        callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [task.on_failure_callback]
+        assert any(type(c).__name__ == "OnCallNotifier" for c in callbacks), task.task_id
+
+
+@pytest.mark.parametrize("target_name, allowed", [("local", ()), ("gcp", ("pandas",))])
+def test_parsing_imports_nothing_heavy(target_name, allowed, monkeypatch):
+    """Parsing runs in the scheduler loop: no DuckDB, Spark, scikit-learn or pandas there
+    (the Google provider's operators import pandas themselves: allowed on gcp only)."""
+    if target_name == "gcp":
+        from tests.gcp.conftest import gcp_environment
+
+        gcp_environment(monkeypatch)
     code = (
         "import runpy, sys, json; "
         f"runpy.run_path({str(DAGS_FOLDER / 'mining_pool_classifier.py')!r}); "
@@ -63,7 +127,7 @@ def test_parsing_imports_nothing_heavy():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True,
         env={**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT / "plugins")},
     )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert [m for m in json.loads(out.stdout.strip().splitlines()[-1]) if m not in allowed] == []
 
 
 def test_unknown_target_is_refused_by_name(monkeypatch):

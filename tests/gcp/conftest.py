@@ -20,7 +20,7 @@ SETTINGS = {
 GOOGLE_TASKS = (
     "extract_day.export_blocks", "extract_day.export_outputs", "extract_day.export_inputs",
     "build_features", "train_model", "score_addresses",
-    "publish_to_bigquery.load_address_scores", "publish_to_bigquery.load_block_pools",
+    "publish_predictions.load_address_scores", "publish_predictions.load_block_pools",
 )
 
 
@@ -49,7 +49,7 @@ def build_gcp_dag(target):
             gcp_tasks.build_features_gcp(target),
             model,
             gcp_tasks.score_addresses_gcp(target, model),
-            gcp_tasks.publish_to_bigquery_gcp(target),
+            gcp_tasks.publish_predictions_gcp(target),
             gcp_tasks.record_run_cost_gcp(target),
         )
     return dag

@@ -15,7 +15,7 @@ ORDER = [
     {"build_features"},
     {"train_model"},
     {"score_addresses"},
-    {"publish_to_bigquery.load_address_scores", "publish_to_bigquery.load_block_pools"},
+    {"publish_predictions.load_address_scores", "publish_predictions.load_block_pools"},
     {"record_run_cost"},
 ]
 

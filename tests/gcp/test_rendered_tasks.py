@@ -14,8 +14,8 @@ from tests.gcp.conftest import BUCKET, DS, GOOGLE_TASKS, SETTINGS, build_gcp_dag
 
 BATCHES = ("build_features", "train_model", "score_addresses")
 EXPORTS = {f"extract_day.export_{t}": t for t in datasets.EXTRACT_TABLES}
-LOADS = {"publish_to_bigquery.load_address_scores": "address_scores",
-         "publish_to_bigquery.load_block_pools": "block_pools"}
+LOADS = {"publish_predictions.load_address_scores": "address_scores",
+         "publish_predictions.load_block_pools": "block_pools"}
 # Label keys and values, BigQuery and Dataproc alike.
 LABEL = re.compile(r"^[a-z0-9_-]{0,63}$")
 
@@ -173,9 +173,9 @@ def test_what_each_step_writes_is_where_the_next_reads(rendered):
         written = rendered[task_id].replace_prefix
         assert written == f"{_arg(features, '--extracts')}/{table}/dt={DS}"
     load_source = {t: rendered[t].configuration["load"]["sourceUris"] for t in LOADS}
-    assert load_source["publish_to_bigquery.load_block_pools"] == [
+    assert load_source["publish_predictions.load_block_pools"] == [
         f"{_arg(features, '--features')}/block_pools/dt={DS}/*.parquet"]
-    assert load_source["publish_to_bigquery.load_address_scores"] == [
+    assert load_source["publish_predictions.load_address_scores"] == [
         f"{_arg(args['score_addresses'], '--predictions')}/address_scores/dt={DS}/*.parquet"]
     target = data_target()
     assert f"{_arg(args['score_addresses'], '--predictions')}/address_scores/dt={DS}" == datasets.predictions_dir(target, DS)
