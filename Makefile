@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export TZ := UTC
 
-.PHONY: setup run test bench requirements clean
+.PHONY: setup run test unit e2e airflow bench deploy-composer requirements clean
 
 setup:
 	@scripts/setup.sh
@@ -14,13 +14,33 @@ setup:
 run: setup
 	@scripts/run_local.sh
 
-## Run every test (pytest): policy, SQL, Spark, train/score, end-to-end through Airflow.
-test: setup
+## Run every test: pytest (policy, SQL, Spark, model, gcp rendering, reliability, `airflow
+## dags test` end to end), then the end-to-end check through Airflow's scheduler, REST API and UI.
+test: unit e2e
+
+## pytest only.
+unit: setup
 	@$(PY) -m pytest
 
-## Benchmark the feature batch (Spark vs DuckDB, history growth, memory); appends to bench/results.md.
+## Airflow standalone, a run triggered through the REST API, the grid page in headless
+## Chromium (screenshot: docs/img/grid.png). Installs Chromium when missing.
+e2e: setup
+	@scripts/e2e.sh
+
+## Airflow (standalone) with the project's config; UI on http://localhost:8080 (prints the login).
+airflow: setup
+	@scripts/airflow_standalone.sh
+
+## Benchmarks (not tests): the feature batch (Spark vs DuckDB, history growth, memory), then
+## training on ~1 M addresses and Spark vs in-process scoring; both append to bench/results.md.
 bench: setup
 	@$(PY) bench/bench_features.py
+	@$(PY) bench/bench_model.py
+
+## Deploy to Cloud Composer 3 (docs/gcp.md). `make deploy-composer ARGS=--dry-run` prints
+## every command without running any.
+deploy-composer: setup
+	@$(PY) scripts/deploy_composer.py $(ARGS)
 
 ## Re-pin requirements.txt from requirements.in (uv resolves in ~20 s).
 requirements:
