@@ -90,10 +90,13 @@ def _describe(frame, features, clusters, k, labels, top: int) -> list[dict]:
             if indicator in features and means[indicator] <= 0.05:
                 words.append(word)
                 skip |= {f for f in features if side in f or f.startswith("has_")}
-        candidates = [i for i in range(len(features)) if features[i] not in skip]
+        # Ranked by how far the profile sits from the rest (log scale); described by the means
+        # themselves. The side indicators are said in words above, or not at all.
+        candidates = [i for i in range(len(features)) if features[i] not in skip and not features[i].startswith("has_")]
         order = sorted(candidates, key=lambda i: (-abs(z[i]), features[i]))[:top]
         words += [
-            f"{'high' if z[i] > 0 else 'low'} {features[i]} ({_number(means.iloc[i])} vs {_number(overall.iloc[i])} overall)"
+            f"{'high' if means.iloc[i] > overall.iloc[i] else 'low'} {features[i]} "
+            f"({_number(means.iloc[i])} vs {_number(overall.iloc[i])} overall)"
             for i in order
         ]
         share = float(rows.mean())

@@ -72,9 +72,16 @@ class ModelVersion:
 
 
 def library_versions() -> dict[str, str]:
-    from importlib.metadata import version
+    """Installed versions of LIBRARIES ("absent" for one that is not installed) and Python."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    versions = {name: version(name) for name in LIBRARIES}
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    versions = {name: installed(name) for name in LIBRARIES}
     versions["python"] = platform.python_version()
     return versions
 

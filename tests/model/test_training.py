@@ -135,6 +135,10 @@ def test_cadence(every, ds, expected):
 def test_a_day_without_a_champion_needs_training_whatever_the_cadence(local_target):
     weekly = train.TrainConfig(retrain_every_days=7)
     assert train.needs_training(local_target, "2024-03-05", weekly)  # a Tuesday, but no champion yet
+    registry.record_decision(local_target, "2024-03-04", {"version": "hgb-2024-03-04", "pr_auc": 0.9, "reason": "r"})
+    assert not train.needs_training(local_target, "2024-03-05", weekly)  # the Monday's champion scores
+    assert train.needs_training(local_target, "2024-03-11", weekly)
+    assert train.needs_training(local_target, "2024-03-03", weekly)  # before any champion
 
 
 def test_importance_uses_every_evaluation_pool_and_a_sample_of_the_others_beyond_the_cap(local_target):
