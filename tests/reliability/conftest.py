@@ -36,13 +36,23 @@ CORE_OUTPUTS = (
     "predictions/address_scores",
 )
 GLOBAL = "(all days)"
+# Records of each run (when it ran, how long, what it cost): every run adds its own, by
+# design, so they are not outputs that a re-run must reproduce.
+RUN_RECORDS = ("run_costs",)
 
 
 def day_outputs(target: targets.Target, ds: str) -> dict[str, str]:
     """Every folder the DAG wrote for day `ds`, by name: each `<kind>/<name>/dt=<ds>` under the
     bucket, and each model version trained for the day (`models/<candidate>-<ds>`)."""
     bucket = Path(target.bucket)
-    folders = {p.parent.relative_to(bucket).as_posix(): str(p) for p in sorted(bucket.glob(f"*/*/dt={ds}"))}
+    folders = {
+        p.parent.relative_to(bucket).as_posix(): str(p)
+        for p in sorted(bucket.glob(f"*/*/dt={ds}")) if p.parent.parent.name not in RUN_RECORDS
+    }
+    folders |= {
+        p.parent.name: str(p)
+        for p in sorted(bucket.glob(f"*/dt={ds}")) if p.parent.name not in RUN_RECORDS
+    }
     for version in sorted((bucket / "models").glob(f"*-{ds}")):
         folders[f"models/{version.name[: -len(ds) - 1]}"] = str(version)
     return folders
