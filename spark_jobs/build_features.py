@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import string
 import sys
-import uuid
 from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from pool_classifier import spark_publish
 from pool_classifier.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 
 SECONDS_PER_DAY = 86400
@@ -499,38 +499,7 @@ def publish_parts(spark: SparkSession, df: DataFrame, final: str, sort_by: list[
     """`publish` as `parts` files: rows hash-partitioned on the first sort column, each file
     sorted, named part-00000.parquet, part-00001.parquet, … in partition order, so a re-run
     gives the same files. Returns the number of rows written."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    Path = jvm.org.apache.hadoop.fs.Path
-    final_path = Path(final)
-    fs = final_path.getFileSystem(conf)
-    fs.setWriteChecksum(False)  # no .crc side files on a local disk (a no-op on GCS)
-    parent = final_path.getParent()
-    tmp = Path(parent, f".{final_path.getName()}.tmp-{uuid.uuid4().hex[:12]}")
-    if parts <= 1:
-        df.repartition(1).sortWithinPartitions(*sort_by).write.parquet(tmp.toString())
-    else:
-        df.repartition(parts, sort_by[0]).sortWithinPartitions(*sort_by).write.parquet(tmp.toString())
-    # Spark names its files part-<task partition>-<uuid>…: in partition order, renamed 0, 1, …
-    written = sorted(
-        (status.getPath() for status in fs.listStatus(tmp) if status.getPath().getName().startswith("part-")),
-        key=lambda path: path.getName(),
-    )
-    kept = set()
-    for i, path in enumerate(written):
-        name = f"part-{i:05d}.parquet"
-        fs.rename(path, Path(tmp, name))
-        kept.add(name)
-    for status in fs.listStatus(tmp):  # _SUCCESS and checksum files are not data
-        if status.getPath().getName() not in kept:
-            fs.delete(status.getPath(), False)
-    old = None
-    if fs.exists(final_path):
-        old = Path(parent, f".{final_path.getName()}.old-{uuid.uuid4().hex[:12]}")
-        fs.rename(final_path, old)
-    fs.rename(tmp, final_path)
-    if old is not None:
-        fs.delete(old, True)
+    spark_publish.write_parquet(spark, df, final, sort_by, parts)
     return spark.read.parquet(final).count()
 
 

@@ -26,12 +26,11 @@ import argparse
 import json
 import sys
 import time
-import uuid
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pool_classifier import drift, registry
+from pool_classifier import drift, registry, spark_publish
 from pool_classifier.score import (
     DRIFT_FILE, DRIFT_REPORT_FILE, JOB_ERRORS, PREDICTION_COLUMNS, PROFILE_COLUMNS, SCORED_SCHEMA,
     check_features, model_inputs, score_batch,
@@ -109,15 +108,9 @@ def drift_counts(features: DataFrame, reference: dict):
 # ---------------------------------------------------------------- I/O
 
 
-def _fs(spark: SparkSession, path: str):
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path, hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-
-
 def read_bytes(spark: SparkSession, path: str) -> bytes:
     """One small file's bytes through Hadoop's file systems (local, gs://), in the driver."""
-    hadoop_path, fs = _fs(spark, path)
+    hadoop_path, fs = spark_publish.file_system(spark, path)
     if not fs.exists(hadoop_path):
         raise registry.ModelNotFoundError(f"{path} not found; run train_model for the day first.")
     stream = fs.open(hadoop_path)
@@ -131,7 +124,7 @@ def resolve_version(spark: SparkSession, registry_root: str, ds: str, explicit: 
     if explicit:
         return explicit
     pointer = f"{registry_root}/{registry.CHAMPION_FILE}"
-    path, fs = _fs(spark, pointer)
+    path, fs = spark_publish.file_system(spark, pointer)
     if not fs.exists(path):
         raise registry.ModelNotFoundError(
             f"no champion for {ds}: {pointer} does not exist; run train_model for the day first."
@@ -155,36 +148,9 @@ def load_model(spark: SparkSession, registry_root: str, version: str) -> tuple[s
     return version, model_bytes, profiles_bytes, metadata
 
 
-def _swap_into_place(spark: SparkSession, tmp_path, final: str) -> None:
-    Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
-    final_path, fs = _fs(spark, final)
-    old = None
-    if fs.exists(final_path):
-        old = Path(final_path.getParent(), f".{final_path.getName()}.old-{uuid.uuid4().hex[:12]}")
-        fs.rename(final_path, old)
-    fs.rename(tmp_path, final_path)
-    if old is not None:
-        fs.delete(old, True)
-
-
-def _tmp_beside(spark: SparkSession, final: str):
-    Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
-    final_path, fs = _fs(spark, final)
-    fs.mkdirs(final_path.getParent())
-    return Path(final_path.getParent(), f".{final_path.getName()}.tmp-{uuid.uuid4().hex[:12]}"), fs
-
-
 def publish_files(spark: SparkSession, final: str, files: dict[str, str]) -> None:
     """Small text files written into a folder beside `final`, then swapped into place."""
-    Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
-    tmp, fs = _tmp_beside(spark, final)
-    fs.setWriteChecksum(False)
-    fs.mkdirs(tmp)
-    for name, text in sorted(files.items()):
-        out = fs.create(Path(tmp, name), True)
-        out.write(bytearray(text.encode("utf-8")))
-        out.close()
-    _swap_into_place(spark, tmp, final)
+    spark_publish.write_text_files(spark, final, files)
 
 
 def publish(spark: SparkSession, df: DataFrame, final: str, rows: int) -> None:
@@ -193,24 +159,7 @@ def publish(spark: SparkSession, df: DataFrame, final: str, rows: int) -> None:
     Rows are hash-partitioned on the address (one file per ROWS_PER_FILE rows), so a re-run
     writes the same files.
     """
-    tmp, fs = _tmp_beside(spark, final)
-    fs.setWriteChecksum(False)  # no .crc side files on a local disk (a no-op on GCS)
-    parts = max(1, -(-rows // ROWS_PER_FILE))
-    df.repartition(parts, "address").sortWithinPartitions("address").write.parquet(tmp.toString())
-    written = sorted(
-        (s.getPath() for s in fs.listStatus(tmp) if s.getPath().getName().startswith("part-")),
-        key=lambda p: p.getName(),
-    )
-    Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
-    kept = set()
-    for i, path in enumerate(written):
-        name = f"part-{i:05d}.parquet"
-        fs.rename(path, Path(tmp, name))
-        kept.add(name)
-    for status in fs.listStatus(tmp):  # _SUCCESS and checksum files are not data
-        if status.getPath().getName() not in kept:
-            fs.delete(status.getPath(), False)
-    _swap_into_place(spark, tmp, final)
+    spark_publish.write_parquet(spark, df, final, ["address"], max(1, -(-rows // ROWS_PER_FILE)))
 
 
 # ---------------------------------------------------------------- main
