@@ -458,7 +458,8 @@ def render(fig: dict, featured: int | None) -> str:
         "",
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory']} RAM; Python {m['python']}, "
         f"{m['java']}, pyspark {m['pyspark']}, duckdb {m['duckdb']}. Spark `local[2]` with the local "
-        f"target's spark_conf; DuckDB with {duck['threads']} threads.",
+        f"target's spark_conf; DuckDB with {duck['threads']} threads. Load average (1 min) when "
+        f"the report was written: {os.getloadavg()[0]:.1f} (other work on the machine slows every figure).",
         "",
         f"Data: synthetic day {DS} (`synthetic_chain.generate(..., tx_per_day={TX_PER_DAY}, seed={SEED})`): "
         f"{rows['blocks']} blocks, {rows['outputs']:,} outputs, {rows['inputs']:,} inputs "
