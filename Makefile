@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export TZ := UTC
 
-.PHONY: setup run test unit e2e airflow bench deploy-composer requirements clean
+.PHONY: setup run test unit reliability e2e airflow bench deploy-composer requirements clean
 
 setup:
 	@scripts/setup.sh
@@ -18,9 +18,14 @@ run: setup
 ## dags test` end to end), then the end-to-end check through Airflow's scheduler, REST API and UI.
 test: unit e2e
 
-## pytest only.
+## pytest only (without the long reliability scenarios).
 unit: setup
 	@$(PY) -m pytest
+
+## The long reliability scenarios (~20 min on 2 idle cores): re-running days, a shuffled 7-day
+## backfill, a SIGKILL while writing; all through `airflow dags test` on a real Airflow DB.
+reliability: setup
+	@$(PY) -m pytest -m reliability tests/reliability
 
 ## Airflow standalone, a run triggered through the REST API, the grid page in headless
 ## Chromium (screenshot: docs/img/grid.png). Installs Chromium when missing.

@@ -21,7 +21,8 @@ from tests.reliability.conftest import (
     DAY_LIST, assert_same_as_reference, day_outputs, new_scenario, snapshot,
 )
 
-pytestmark = pytest.mark.slow
+# ~20 min on 2 idle cores (7 days through `airflow dags test`, several times): `make reliability`.
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
 # The key of every output: a re-run must never double a row.
 KEYS = {

@@ -24,7 +24,8 @@ from tests.reliability.conftest import (
     AIRFLOW, DAG_ID, DAY_LIST, Scenario, assert_same_as_reference, day_outputs, snapshot,
 )
 
-pytestmark = pytest.mark.slow
+# ~20 min on 2 idle cores (7 days through `airflow dags test`, several times): `make reliability`.
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 DAY = DAY_LIST[-1]
 # Written by the Spark job (features, state): the folders a kill can hit mid-write.
 WATCHED = ("features/address_features", "features/block_pools", "features/address_labels",
