@@ -24,8 +24,8 @@ from pool_classifier.targets import Target
 
 log = logging.getLogger(__name__)
 
-# How long each step usually takes, measured by `make run` (2 days × 20,000 transactions,
-# 2 cores) and, for gcp, estimated in docs/gcp.md; shown in the task docs.
+# The task docs' "usually" durations: `make run` (2 days × 20,000 transactions, 2 cores) and,
+# for gcp, docs/gcp.md's estimates.
 RERUN = (
     "**Re-run:** clear the task (or the run) in the UI; its outputs for the day are "
     "replaced, never appended."

@@ -64,3 +64,17 @@ def test_the_form_schema_accepts_its_defaults_and_good_values():
         Param(**schema).resolve()  # the default is valid
     assert Param(**schemas["date_from"]).resolve("2024-03-01") == "2024-03-01"
     assert Param(**schemas["retrain"]).resolve("never") == "never"
+
+
+def test_a_dry_run_says_what_it_would_do_and_writes_nothing(local_target):
+    from pathlib import Path
+
+    from pool_classifier import dag_steps, synthetic_chain, warehouse
+
+    chain = Path(local_target.bucket).parent / "chain"
+    synthetic_chain.generate(chain, dt.date(2024, 3, 1), days=1, tx_per_day=300, seed=3)
+    warehouse.load_exports(chain, local_target.warehouse)
+    plan = dag_steps._dry_run_plan(local_target, "2024-03-01")
+    blocks = int(plan.split("(")[1].split(" blocks")[0])
+    assert 100 < blocks < 200 and "extracts/blocks/dt=2024-03-01" in plan
+    assert not Path(local_target.bucket).exists()  # nothing written
