@@ -33,12 +33,14 @@ WATCHED = ("features/address_features", "features/block_pools", "features/addres
 
 
 def _copy_scenario(source: Scenario, root: Path) -> Scenario:
-    """The reference run's data and Airflow DB, copied: the reference stays untouched."""
+    """The reference run's data, copied (the reference stays untouched), with a fresh Airflow
+    DB: the DAG's assets name the bucket's folders, so a DB made for another bucket would
+    hold them as inactive and refuse the tasks."""
     shutil.copytree(source.root / "data", root / "data")
-    shutil.copytree(source.root / "airflow_home", root / "airflow_home")
     env = {**source.env,
            "POOL_CLASSIFIER_DATA_DIR": str(root / "data"),
            "AIRFLOW_HOME": str(root / "airflow_home")}
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     target = dataclasses.replace(source.target, bucket=str(root / "data" / "bucket"),
                                  warehouse=str(root / "data" / "warehouse" / "bigquery-public-data.duckdb"))
     return Scenario(root=root, target=target, env=env)
