@@ -178,7 +178,7 @@ def assets(target: Target) -> dict[str, Asset]:
         "extracts": Asset(name="pool_classifier.extracts", uri=uri(datasets.extracts_root(target))),
         "features": Asset(name="pool_classifier.features", uri=uri(datasets.features_root(target))),
         "models": Asset(name="pool_classifier.models", uri=uri(datasets.models_root(target))),
-        "predictions": Asset(name="pool_classifier.predictions", uri=uri(f"{target.bucket}/predictions")),
+        "predictions": Asset(name="pool_classifier.predictions", uri=uri(datasets.predictions_root(target))),
     }
 
 

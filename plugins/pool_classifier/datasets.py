@@ -75,6 +75,21 @@ def model_dir(target: Target, version: str) -> str:
     return f"{models_root(target)}/{version}"
 
 
+def predictions_root(target: Target) -> str:
+    """Parent of every output of the scoring batch."""
+    return f"{target.bucket}/predictions"
+
+
 def predictions_dir(target: Target, ds: str) -> str:
     """Scores of the addresses active on one day."""
     return _day(target, "predictions", "address_scores", ds)
+
+
+def profiles_dir(target: Target, ds: str) -> str:
+    """Profile and anomaly score of the addresses active on one day."""
+    return _day(target, "predictions", "address_profiles", ds)
+
+
+def drift_dir(target: Target, ds: str) -> str:
+    """The drift check of one day's scoring run."""
+    return _day(target, "predictions", "drift", ds)

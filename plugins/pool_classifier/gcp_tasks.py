@@ -347,7 +347,7 @@ def score_batch_args(target: Target, ds: str) -> list[str]:
         "--ds", ds,
         "--features", datasets.features_root(target),
         "--registry", datasets.models_root(target),
-        "--predictions", f"{target.bucket}/predictions",
+        "--predictions", datasets.predictions_root(target),
     ]
 
 

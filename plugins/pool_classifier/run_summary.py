@@ -95,7 +95,7 @@ def summarize(target: Target, ds: str) -> dict:
     labels = datasets.features_dir(target, "address_labels", ds)
     block_pools = datasets.features_dir(target, "block_pools", ds)
     predictions = datasets.predictions_dir(target, ds)
-    profiles = score.profiles_dir(target, ds)
+    profiles = datasets.profiles_dir(target, ds)
     training = training_summary(target, ds)
     drift = score.read_drift(target, ds)
     labelled = duckdb.execute(
@@ -114,7 +114,7 @@ def summarize(target: Target, ds: str) -> dict:
     }
     if training["version"]:
         paths["model"] = registry.version_dir(target, training["version"])
-    paths.update({"predictions": predictions, "profiles": profiles, "drift": score.drift_dir(target, ds)})
+    paths.update({"predictions": predictions, "profiles": profiles, "drift": datasets.drift_dir(target, ds)})
     return {
         "day": ds,
         "blocks": scalar("SELECT count(*) FROM {p}", blocks_dir),

@@ -48,20 +48,6 @@ DRIFT_REPORT_FILE = "drift.md"
 JOB_ERRORS = (DriftError, FeatureDataError, ModelMismatchError, ModelNotFoundError)
 
 
-def predictions_root(target: Target) -> str:
-    return f"{target.bucket}/predictions"
-
-
-def profiles_dir(target: Target, ds: str) -> str:
-    """Profile and anomaly score of the addresses active on one day."""
-    return f"{predictions_root(target)}/address_profiles/dt={ds}"
-
-
-def drift_dir(target: Target, ds: str) -> str:
-    """The drift check of one day's scoring run."""
-    return f"{predictions_root(target)}/drift/dt={ds}"
-
-
 def model_inputs(metadata: dict) -> list[str]:
     """The feature columns score_batch reads: the classifier's and the profiles'."""
     return sorted(set(metadata["features"]) | set(metadata["profiles"]["features"]))
@@ -125,7 +111,7 @@ def score_job_args(target: Target, ds: str, model_version: str | None = None,
         "--ds", ds,
         "--features", datasets.features_root(target),
         "--registry", datasets.models_root(target),
-        "--predictions", predictions_root(target),
+        "--predictions", datasets.predictions_root(target),
         "--warn-psi", str(drift.warn_psi),
         "--fail-psi", str(drift.fail_psi),
     ]
@@ -143,7 +129,7 @@ def _reraise_job_error(exc: spark_submit.SparkJobDataError) -> None:
 
 
 def read_drift(target: Target, ds: str) -> dict:
-    return json.loads((Path(drift_dir(target, ds)) / DRIFT_FILE).read_text())
+    return json.loads((Path(datasets.drift_dir(target, ds)) / DRIFT_FILE).read_text())
 
 
 def score_addresses(target: Target, ds: str, model_version: str | None = None) -> dict:
@@ -162,20 +148,20 @@ def score_addresses(target: Target, ds: str, model_version: str | None = None) -
     drift = read_drift(target, ds)
     out = datasets.predictions_dir(target, ds)
     predictions = ds_.dataset(out, format="parquet")
-    profiles = ds_.dataset(profiles_dir(target, ds), format="parquet")
+    profiles = ds_.dataset(datasets.profiles_dir(target, ds), format="parquet")
     summary = {
         "path": out,
         "rows": predictions.count_rows(),
         "predicted_pools": int(predictions.to_table(columns=["label"])["label"].to_pandas().sum()),
         "model_version": drift["model_version"],
-        "profiles_path": profiles_dir(target, ds),
+        "profiles_path": datasets.profiles_dir(target, ds),
         "anomalies": int(profiles.to_table(columns=["is_anomaly"])["is_anomaly"].to_pandas().sum()),
         "drift": {
             "status": drift["status"],
             "warn": drift["warn"],
             "fail": drift["fail"],
             "largest": max(drift["psi"].items(), key=lambda kv: kv[1], default=None),
-            "report": f"{drift_dir(target, ds)}/{DRIFT_REPORT_FILE}",
+            "report": f"{datasets.drift_dir(target, ds)}/{DRIFT_REPORT_FILE}",
         },
     }
     if drift["warn"]:

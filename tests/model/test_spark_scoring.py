@@ -111,5 +111,5 @@ def test_far_drift_fails_the_run_naming_the_features_and_writes_no_predictions(l
     with pytest.raises(drift.DriftError, match=r"stddev_tx_input_value \(PSI \d+\.\d+\)"):
         score.score_addresses(local_target, DS)
     assert not Path(datasets.predictions_dir(local_target, DS)).exists()
-    report = json.loads((Path(score.drift_dir(local_target, DS)) / score.DRIFT_FILE).read_text())
+    report = json.loads((Path(datasets.drift_dir(local_target, DS)) / score.DRIFT_FILE).read_text())
     assert report["status"] == "fail" and report["fail"] == ["stddev_tx_input_value"]
