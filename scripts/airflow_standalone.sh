@@ -31,21 +31,11 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   exit 1
 fi
 
-DEMO_START=${DEMO_START:-2024-03-01}
-DEMO_DAYS=${DEMO_DAYS:-2}
-DEMO_TX_PER_DAY=${DEMO_TX_PER_DAY:-20000}
-DEMO_SEED=${DEMO_SEED:-7}
+source scripts/demo_chain.sh
 WAREHOUSE="$DATA/warehouse/bigquery-public-data.duckdb"
 if [ ! -f "$WAREHOUSE" ]; then
-  CHAIN="$DATA/synthetic/seed${DEMO_SEED}_${DEMO_START}_${DEMO_DAYS}d_${DEMO_TX_PER_DAY}tx"
-  if [ ! -f "$CHAIN/.complete" ]; then
-    echo "airflow: no local warehouse yet; generating $DEMO_DAYS day(s) x $DEMO_TX_PER_DAY transactions from $DEMO_START"
-    rm -rf "$CHAIN"
-    mkdir -p "$(dirname "$CHAIN")"
-    $PY -m pool_classifier.synthetic_chain --out "$CHAIN" --start "$DEMO_START" \
-        --days "$DEMO_DAYS" --tx-per-day "$DEMO_TX_PER_DAY" --seed "$DEMO_SEED" > "$CHAIN.summary.txt"
-    touch "$CHAIN/.complete"
-  fi
+  echo "airflow: no local warehouse yet: loading the demo chain"
+  demo_chain airflow
   $PY -m pool_classifier.warehouse load "$CHAIN"
 fi
 

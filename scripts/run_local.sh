@@ -12,23 +12,11 @@ source scripts/airflow_env.sh
 # `airflow dags test` fails on a DAG with a deadline in Airflow 3.1.8 (alerts.DEADLINE_SWITCH).
 export POOL_CLASSIFIER_DEADLINE_ALERT=off
 
-DEMO_START=${DEMO_START:-2024-03-01}
-DEMO_DAYS=${DEMO_DAYS:-2}
-DEMO_TX_PER_DAY=${DEMO_TX_PER_DAY:-20000}
-DEMO_SEED=${DEMO_SEED:-7}
+source scripts/demo_chain.sh
 PY=.venv/bin/python
-DATA=${POOL_CLASSIFIER_DATA_DIR:-data}
-CHAIN="$DATA/synthetic/seed${DEMO_SEED}_${DEMO_START}_${DEMO_DAYS}d_${DEMO_TX_PER_DAY}tx"
 
 t0=$(date +%s)
-if [ ! -f "$CHAIN/.complete" ]; then
-  echo "run: generating $DEMO_DAYS day(s) x $DEMO_TX_PER_DAY transactions from $DEMO_START (seed $DEMO_SEED)"
-  rm -rf "$CHAIN"
-  mkdir -p "$(dirname "$CHAIN")"
-  $PY -m pool_classifier.synthetic_chain --out "$CHAIN" --start "$DEMO_START" \
-      --days "$DEMO_DAYS" --tx-per-day "$DEMO_TX_PER_DAY" --seed "$DEMO_SEED" > "$CHAIN.summary.txt"
-  touch "$CHAIN/.complete"
-fi
+demo_chain run
 rm -f "$DATA/warehouse/bigquery-public-data.duckdb"
 $PY -m pool_classifier.warehouse load "$CHAIN"
 
