@@ -37,6 +37,50 @@ def pytest_configure(config):
         raise pytest.UsageError(f"the real blocks are expected at {REAL_DATA} (../shared beside the repo)")
 
 
+def _is_reliability(item) -> bool:
+    return item.get_closest_marker("reliability") is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    """The reliability scenarios last: their lanes play in the background while the rest runs."""
+    items.sort(key=_is_reliability)  # stable: the rest keeps its order
+
+
+@pytest.fixture(scope="session")
+def chain_dir(tmp_path_factory) -> Path:
+    """The 7 generated days of the reliability tests (tests/reliability/scenarios.py)."""
+    from tests.reliability import scenarios
+
+    return scenarios.generate_chain(tmp_path_factory.mktemp("chain") / "exports")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reliability_lanes(request, tmp_path_factory):
+    """When a `reliability` test is selected: the two lanes of long scenarios, started with the
+    session (in background threads; see tests/reliability/scenarios.py); None otherwise."""
+    if not any(_is_reliability(item) for item in request.session.items):
+        yield None
+        return
+    from tests.reliability import scenarios
+
+    chain = request.getfixturevalue("chain_dir")
+    loaded = scenarios.load_warehouse(chain, tmp_path_factory.mktemp("warehouse") / "bigquery-public-data.duckdb")
+    lanes = scenarios.start_lanes(tmp_path_factory.mktemp("lanes"), loaded)
+    request.config._reliability_lanes = lanes
+    yield lanes
+    lanes.cancel_and_wait()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    lanes = getattr(config, "_reliability_lanes", None)
+    if lanes is None:
+        return
+    for lane in (lanes.sequential, lanes.shuffled):
+        took = f"{lane.seconds:.0f} s" if lane.seconds is not None else "not ended"
+        terminalreporter.write_line(f"reliability lane {lane.lane}: {took}"
+                                    + (", stopped by an error" if lane.error else ""))
+
+
 @pytest.fixture
 def local_target(tmp_path, monkeypatch):
     """The local target with its data folder in a fresh temporary directory."""

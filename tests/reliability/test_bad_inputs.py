@@ -19,7 +19,7 @@ from pool_classifier import datasets, extract, quality_gates, warehouse
 from pool_classifier.extract import NoBlocksError
 from pool_classifier.warehouse import MAX_MONEY_SATOSHI, WarehouseLoadError
 from tests.conftest import PROJECT_ROOT
-from tests.reliability.conftest import DAY_LIST
+from tests.reliability.scenarios import DAY_LIST
 
 DAY = DAY_LIST[0]
 

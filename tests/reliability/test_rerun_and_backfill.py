@@ -1,90 +1,38 @@
 """Re-runs and backfills through Airflow itself (`airflow dags test`, real metadata DB), on the
 7 generated days: nothing is lost or doubled, whatever is re-run and in whatever order.
 
-Byte-identical: every output written by DuckDB, pyarrow and joblib (extracts, model,
-predictions) is compared byte for byte; the folders written by Spark (features, state) are
-compared by content — same files, same rows, same schema — because parquet-mr's footer
-lists column encodings from a Java HashSet (see `run_summary`).
+Byte-identical: every output written by DuckDB, pyarrow and joblib (extracts, quality
+figures, models, predictions) is compared byte for byte; the folders written by Spark
+(features, state) are compared by content — same files, same rows, same schema — because
+parquet-mr's footer lists column encodings from a Java HashSet (see `run_summary`).
+The runs are played by the lanes of scenarios.py; these tests check what they recorded.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import re
-import shutil
 
-import duckdb
 import pytest
 
-from pool_classifier import datasets, quality_gates
-from tests.reliability.conftest import (
-    DAY_LIST, assert_same_as_reference, day_outputs, new_scenario, snapshot,
-)
+from pool_classifier import datasets
+from tests.reliability.scenarios import DAY_LIST, RERUN_DAY, SHUFFLED, assert_same_as_reference
 
-# ~20 min on 2 idle cores (7 days through `airflow dags test`, several times): `make reliability`.
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
-
-# The key of every output: a re-run must never double a row.
-KEYS = {
-    "extracts/blocks": "block_number",
-    "extracts/outputs": "block_number, transaction_hash, output_index",
-    "extracts/inputs": "block_number, transaction_hash, input_index",
-    "features/address_features": "address",
-    "features/block_pools": "block_number",
-    "features/address_labels": "address",
-    "features/training_features": "address",
-    "state/address_state": "address",
-    "state/coinbase_receipts": "address, pool_id",
-    "predictions/address_scores": "address",
-}
-
-
-def row_counts_and_duplicates(target, ds: str) -> dict[str, tuple[int, int]]:
-    """output -> (rows, rows whose key repeats)."""
-    found = {}
-    for name, folder in day_outputs(target, ds).items():
-        if name not in KEYS:
-            continue
-        rows, distinct = duckdb.execute(
-            f"SELECT count(*), count(DISTINCT ({KEYS[name]})) FROM '{folder}/*.parquet'"
-        ).fetchone()
-        found[name] = (rows, rows - distinct)
-    return found
-
-
-def test_every_day_of_the_reference_run_passes_the_quality_gates(sequential, tmp_path):
-    """No false alarm on seven normal days; the figures are kept per day and gate. (On a copy
-    of the reference run's bucket: the reference itself stays as the DAG left it.)"""
-    shutil.copytree(sequential.target.bucket, tmp_path / "bucket")
-    target = dataclasses.replace(sequential.target, bucket=str(tmp_path / "bucket"))
-    for ds in DAY_LIST:
-        for check in (quality_gates.check_extract, quality_gates.check_features, quality_gates.check_scores):
-            record = check(target, ds)
-            assert record["passed"], (ds, record)
-    for gate in quality_gates.GATES:
-        kept = sorted(p.parent.name for p in (tmp_path / "bucket" / "quality" / gate).glob("dt=*/figures.json"))
-        assert kept == [f"dt={ds}" for ds in DAY_LIST]
-    scores = quality_gates.read_figures(target, "scores", DAY_LIST[-1])
-    assert scores["figures"]["previous_day"]["ds"] == DAY_LIST[-2]
 
 
 def test_rerunning_a_day_gives_identical_outputs_and_no_duplicate_rows(sequential):
-    before = {ds: row_counts_and_duplicates(sequential.target, ds) for ds in DAY_LIST}
+    before = sequential.record("rows_before_rerun")
     assert all(dupes == 0 for day in before.values() for _, dupes in day.values()), before
-    # Re-run a middle day: its features remove the later state (built on the old day), so
-    # the day after is re-run too, in order, as the runbook says.
-    sequential.run_day(DAY_LIST[5])
-    assert not (sequential.root / "data" / "bucket" / "state" / "address_state" / f"dt={DAY_LIST[6]}").exists()
-    sequential.run_day(DAY_LIST[6])
-    assert_same_as_reference(sequential.reference, snapshot(sequential.target))
-    after = {ds: row_counts_and_duplicates(sequential.target, ds) for ds in DAY_LIST}
-    assert after == before
+    # The re-run of a middle day removed the later state (built on the old day), so the day
+    # after was re-run too, in order, as the runbook says.
+    assert sequential.record("built_after_the_rerun_day") == [
+        f"features/{t}" for t in datasets.FEATURE_TABLES
+    ], f"the state of the day after {RERUN_DAY} should be gone, its features kept until re-run"
+    assert_same_as_reference(sequential.record("reference"), sequential.record("after_rerun"))
+    assert sequential.record("rows_after_rerun") == before
 
 
-REFUSAL = re.compile(
-    r"StateOrderError: no state for (\d{4}-\d\d-\d\d) \(the latest state before (\d{4}-\d\d-\d\d) "
-    r"is (\d{4}-\d\d-\d\d)\): run the days from (\d{4}-\d\d-\d\d) to (\d{4}-\d\d-\d\d) first, in date order"
-)
+def day_before(ds: str) -> str:
+    return (dt.date.fromisoformat(ds) - dt.timedelta(days=1)).isoformat()
 
 
 def expected_outcome(states: set[str], ds: str) -> tuple[bool, set[str]]:
@@ -94,61 +42,42 @@ def expected_outcome(states: set[str], ds: str) -> tuple[bool, set[str]]:
     one; an accepted day removes every later state.
     """
     earlier = [d for d in states if d < ds]
-    day_before = (dt.date.fromisoformat(ds) - dt.timedelta(days=1)).isoformat()
-    if earlier and max(earlier) != day_before:
+    if earlier and max(earlier) != day_before(ds):
         return False, states
     return True, {d for d in states if d < ds} | {ds}
 
 
-def test_a_shuffled_backfill_is_refused_with_the_days_to_run_then_ends_like_the_sequential_run(
-    sequential, loaded_warehouse, tmp_path
-):
-    scenario = new_scenario(tmp_path, loaded_warehouse)
-    # Starts with a later day on an empty bucket (which the state takes as the start of the
-    # history), then goes back to the first day (which drops that state), then jumps around.
-    order = [DAY_LIST[i] for i in (2, 0, 4, 1, 6, 3, 5)]
-    states: set[str] = set()
-    refused = []
-    for ds in order:
-        accepted, states = expected_outcome(states, ds)
-        ok, log = scenario.dags_test(ds)
-        assert ok == accepted, f"{ds}: expected {'success' if accepted else 'a refusal'}\n{log[-5000:]}"
-        if not accepted:
-            match = REFUSAL.search(log)
-            assert match, f"{ds}: no StateOrderError naming the days to run\n{log[-5000:]}"
-            latest = max(d for d in states if d < ds)
-            first_missing = (dt.date.fromisoformat(latest) + dt.timedelta(days=1)).isoformat()
-            day_before = (dt.date.fromisoformat(ds) - dt.timedelta(days=1)).isoformat()
-            assert match.groups() == (day_before, ds, latest, first_missing, day_before)
-            # Refused before any work: nothing of the day was built by the features job.
-            assert not any(
-                (scenario.root / "data" / "bucket" / kind / table / f"dt={ds}").exists()
-                for kind, tables in (("state", datasets.STATE_TABLES), ("features", datasets.FEATURE_TABLES))
-                for table in tables
-            ), ds
-            refused.append(ds)
-    assert refused == [DAY_LIST[4], DAY_LIST[6], DAY_LIST[3], DAY_LIST[5]]
+def expected_refusal(states: set[str], ds: str) -> tuple[str, ...]:
+    """What the refusal must name: the missing state, the day, the latest state before it,
+    and the days to run first (from the day after that state to the day before)."""
+    latest = max(d for d in states if d < ds)
+    first_missing = (dt.date.fromisoformat(latest) + dt.timedelta(days=1)).isoformat()
+    return day_before(ds), ds, latest, first_missing, day_before(ds)
 
-    # On-call follows the messages: the earliest refused day first; when it is refused
-    # again, run the days the message names, in order, then the day itself.
-    pending = sorted(refused)
-    followed = []
-    for _ in range(3 * len(DAY_LIST)):
-        if not pending:
-            break
-        ds = pending[0]
-        ok, log = scenario.dags_test(ds)
-        if ok:
-            pending.pop(0)
-            followed.append(ds)
-            continue
-        first, last = REFUSAL.search(log).groups()[3:]
-        day = dt.date.fromisoformat(first)
-        while day.isoformat() <= last:
-            scenario.run_day(day.isoformat())
-            followed.append(day.isoformat())
-            day += dt.timedelta(days=1)
-    assert pending == []
-    # Day 3 was built once as the start of a history; the first refusal sends it round again.
-    assert followed == DAY_LIST[2:]
-    assert_same_as_reference(sequential.reference, snapshot(scenario.target))
+
+def test_a_shuffled_backfill_is_refused_with_the_days_to_run_then_ends_like_the_sequential_run(
+    sequential, shuffled
+):
+    shuffle = shuffled.record("shuffle")
+    assert [run["ds"] for run in shuffle] == SHUFFLED
+    states: set[str] = set()
+    for run in shuffle:
+        accepted = expected_outcome(states, run["ds"])[0]
+        assert run["ok"] == accepted, f"{run['ds']}: expected {'success' if accepted else 'a refusal'}\n{run['log_tail']}"
+        if not accepted:
+            assert run["refusal"] == expected_refusal(states, run["ds"]), run["log_tail"]
+            # Refused before any work: nothing of the day was built by the features job.
+            assert run["built"] == [], run["ds"]
+        states = expected_outcome(states, run["ds"])[1]
+    refused = [run["ds"] for run in shuffle if not run["ok"]]
+    assert refused == [DAY_LIST[i] for i in (3, 5, 6, 4)]
+
+    # On-call re-triggered the latest refused day first: refused again, naming the days to
+    # run first; those, then the day, completed the history in date order.
+    follow = shuffled.record("follow")
+    assert [run["ds"] for run in follow] == [DAY_LIST[6]]
+    assert not follow[0]["ok"]
+    assert follow[0]["refusal"] == expected_refusal(states, DAY_LIST[6]) == (
+        DAY_LIST[5], DAY_LIST[6], DAY_LIST[2], DAY_LIST[3], DAY_LIST[5])
+    assert shuffled.record("followed_days") == DAY_LIST[3:]
+    assert_same_as_reference(sequential.record("reference"), shuffled.record("after_backfill"))
