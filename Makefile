@@ -18,12 +18,12 @@ run: setup
 ## dags test` end to end), then the end-to-end check through Airflow's scheduler, REST API and UI.
 test: unit e2e
 
-## pytest only (without the long reliability scenarios).
+## pytest only (the reliability scenarios included: they play in background lanes meanwhile).
 unit: setup
 	@$(PY) -m pytest
 
-## The long reliability scenarios (~20 min on 2 idle cores): re-running days, a shuffled 7-day
-## backfill, a SIGKILL while writing; all through `airflow dags test` on a real Airflow DB.
+## The reliability scenarios alone: re-running days, a shuffled 7-day backfill, a SIGKILL while
+## writing; all through `airflow dags test` on real Airflow DBs (part of `make test` too).
 reliability: setup
 	@$(PY) -m pytest -m reliability tests/reliability
 
