@@ -37,6 +37,10 @@ def pytest_configure(config):
         raise pytest.UsageError(f"the real blocks are expected at {REAL_DATA} (../shared beside the repo)")
 
 
+# The lanes started for this session (for the terminal summary).
+LANES_KEY = pytest.StashKey[object]()
+
+
 def _is_reliability(item) -> bool:
     return item.get_closest_marker("reliability") is not None
 
@@ -66,13 +70,13 @@ def reliability_lanes(request, tmp_path_factory):
     chain = request.getfixturevalue("chain_dir")
     loaded = scenarios.load_warehouse(chain, tmp_path_factory.mktemp("warehouse") / "bigquery-public-data.duckdb")
     lanes = scenarios.start_lanes(tmp_path_factory.mktemp("lanes"), loaded)
-    request.config._reliability_lanes = lanes
+    request.config.stash[LANES_KEY] = lanes
     yield lanes
     lanes.cancel_and_wait()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    lanes = getattr(config, "_reliability_lanes", None)
+    lanes = config.stash.get(LANES_KEY, None)
     if lanes is None:
         return
     for lane in (lanes.sequential, lanes.shuffled):
