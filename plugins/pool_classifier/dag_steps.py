@@ -20,145 +20,166 @@ from airflow.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk import Asset, TaskGroup, get_current_context, task
 
 from pool_classifier import datasets
+from pool_classifier.runbook import CLEAR_TO_RERUN, task_doc
 from pool_classifier.targets import Target
 
 log = logging.getLogger(__name__)
 
 # The task docs' "usually" durations: `make run` (2 days × 20,000 transactions, 2 cores) and,
-# for gcp, docs/gcp.md's estimates.
-RERUN = (
-    "**Re-run:** clear the task (or the run) in the UI; its outputs for the day are "
-    "replaced, never appended."
+# for gcp, docs/gcp.md's estimates. The gcp tasks' own docs are in gcp_tasks.
+CHECK_REQUEST_DOC = task_doc(
+    "check_request",
+    """Checks the run's form (Params) before any work: `date_from`/`date_to` (optional; the
+    logical date must lie inside), `target` (must be this deployment's), `retrain`
+    (auto/always/never), `dry_run`. With `dry_run` it logs what the run would read and write
+    (on gcp: BigQuery's estimate of the bytes the extract would scan) and skips everything
+    else.""",
+    reads="the run's form (its conf) and the deployment's target (`POOL_CLASSIFIER_TARGET`).",
+    writes="nothing (the checked request, in its log and XCom).",
+    takes="< 1 s.",
+    rerun="trigger a new run with a corrected form: clearing re-checks the same form.",
+    failures="`<field>: …` names the field of the form that is wrong and how to fix it.",
 )
 
-CHECK_REQUEST_DOC = f"""
-#### check_request
-Checks the run's form (Params) before any work: `date_from`/`date_to` (optional; the
-logical date must lie inside), `target` (must be this deployment's), `retrain`
-(auto/always/never), `dry_run`. Usually < 1 s.
-With `dry_run` it logs what the run would read and write (on gcp: BigQuery's estimate of
-the bytes the extract would scan) and skips everything else.
-
-**Failures:** `<field>: …` names the field of the form that is wrong and how to fix it:
-trigger again with a corrected form. {RERUN}
-"""
-
-EXTRACT_DOC = f"""
-#### extract_day.export_<table>
-Reads one UTC day of `crypto_bitcoin.blocks` / `.transactions` (partition-pruned on the
-month column) with `include/sql/extract_<table>.sql`; writes
-`extracts/<table>/dt=<ds>/` as Parquet, replacing the day. Usually 1–5 s locally; on gcp
-a capped BigQuery `EXPORT DATA` job (dry run first), 10–60 s.
-
-**Failures:** `No blocks on <ds>`: the source has no data that day — load it, or pick a
-date the data covers (it fails at once, no retry). `over the cap` (gcp): the dry run
-estimate is above `max_bytes_billed`; check the SQL's partition filter before raising the
-cap. {RERUN}
-"""
+EXTRACT_DOC = task_doc(
+    "extract_day.export_<table>",
+    """One UTC day of the source through `include/sql/extract_<table>.sql` (partition-pruned
+    on the month column), transpiled by sqlglot and run by DuckDB on the local warehouse.""",
+    reads="`crypto_bitcoin.blocks` / `.transactions` for `<ds>` in "
+          "`warehouse/bigquery-public-data.duckdb`.",
+    writes="`extracts/<table>/dt=<ds>/` (Parquet), replacing the day.",
+    takes="1–5 s on the demo data.",
+    rerun=CLEAR_TO_RERUN,
+    failures="""`No blocks on <ds>`: the source has no data that day — load it
+    (`python -m pool_classifier.warehouse load DIR`), or pick a date the data covers (fails
+    at once, no retry).""",
+)
 
 GATE_DOCS = {
-    "extract": """
-#### check_extract
-Data-quality gate after the extract: block numbers contiguous for the day (and with the
-day before), the transactions equal the blocks' `transaction_count` sums, no duplicate
-hashes, values within 0…21 M BTC. Writes its figures to
-`quality/extract/dt=<ds>/figures.json`. Usually < 2 s.
-
-**Failures:** `QualityGateError` lists each failed check with the expected and the observed
-numbers; the run stops before the features. Fix or reload the day's source, re-run
-`extract_day`, then this gate.
-""",
-    "features": """
-#### check_features
-Data-quality gate after the features: null rates and ranges per feature of the day's
-active addresses. Writes `quality/features/dt=<ds>/figures.json`. Usually < 2 s.
-
-**Failures:** `QualityGateError` names the feature, the expected range and the observed
-value; the run stops before training. A wrong input day usually shows first in
-`check_extract`; otherwise the features job changed — see its log.
-""",
-    "scores": """
-#### check_scores
-Data-quality gate after scoring: every active address scored once with a score in [0, 1],
-and the score distribution compared with the day before (population stability).
-Writes `quality/scores/dt=<ds>/figures.json`. Usually < 2 s.
-
-**Failures:** `QualityGateError` names the check, the expected and the observed numbers;
-nothing is published. A new champion can shift scores: read the model report of
-`train_model`, then clear this gate if the shift is explained.
-""",
+    "extract": task_doc(
+        "check_extract",
+        """Data-quality gate after the extract: block numbers contiguous for the day (and with
+        the day before), the transactions equal the blocks' `transaction_count` sums, no
+        duplicate hashes, values within 0…21 M BTC.""",
+        reads="`extracts/*/dt=<ds>/` and the last block of the day before.",
+        writes="its figures, passed or not, to `quality/extract/dt=<ds>/figures.json`.",
+        takes="< 2 s.",
+        rerun="after fixing the source, clear `extract_day` and everything downstream.",
+        failures="""`QualityGateError` lists each failed check with the expected and the
+        observed numbers; the run stops before the features. Fix or reload the day's source,
+        then re-run from `extract_day`.""",
+    ),
+    "features": task_doc(
+        "check_features",
+        "Data-quality gate after the features: null rates and ranges per feature of the day's active addresses.",
+        reads="`features/address_features/dt=<ds>/`.",
+        writes="its figures to `quality/features/dt=<ds>/figures.json`.",
+        takes="< 2 s.",
+        rerun="clear it (after a re-run of `build_features` if the features were wrong).",
+        failures="""`QualityGateError` names the feature, the expected range and the observed
+        value; the run stops before training. A wrong input day usually shows first in
+        `check_extract`; otherwise the features job changed — see its log.""",
+    ),
+    "scores": task_doc(
+        "check_scores",
+        """Data-quality gate after scoring: every active address scored once with a score in
+        [0, 1], and the score distribution compared with the day before (population
+        stability).""",
+        reads="`predictions/address_scores/dt=<ds>/` and the day before's, and the day's features.",
+        writes="its figures to `quality/scores/dt=<ds>/figures.json`.",
+        takes="< 2 s.",
+        rerun="clear it; once it passes, `publish_predictions` runs.",
+        failures="""`QualityGateError` names the check, the expected and the observed numbers;
+        nothing is published. A new champion can shift scores: read the model report of
+        `train_model`, then clear this gate if the shift is explained.""",
+    ),
 }
 
-FEATURES_DOC = f"""
-#### build_features
-Runs `spark_jobs/build_features.py` (local: spark-submit `local[2]`; gcp: a Dataproc
-Serverless batch): aggregates the day's extracts into per-address partials and merges them
-into the state of the day before (`state/address_state/dt=<ds-1>`); writes
-`state/{{address_state,coinbase_receipts}}/dt=<ds>/` and
-`features/{{address_features,block_pools,address_labels,training_features}}/dt=<ds>/`,
-replacing the day. Usually 20–40 s locally on the demo data; ~3 min on Dataproc for a real
-day.
+FEATURES_DOC = task_doc(
+    "build_features",
+    """Runs `spark_jobs/build_features.py` (spark-submit `local[2]`): aggregates the day's
+    extracts into per-address partials, merges them into the state of the day before, labels
+    pool addresses from coinbase tags, and builds the active addresses' features and the
+    training set.""",
+    reads="`extracts/*/dt=<ds>/`, `state/*/dt=<ds-1>/` and `include/pools/pools-v2.json`.",
+    writes="""`state/{address_state,coinbase_receipts}/dt=<ds>/` and
+    `features/{address_features,block_pools,address_labels,training_features}/dt=<ds>/`, each
+    replacing the day (written beside, then swapped in).""",
+    takes="20–40 s on the demo data.",
+    rerun="""clear it; re-running an old day removes the states of later days: re-run those
+    days after it, in date order.""",
+    failures="""`no state for <day>`: a day of the history was never built — run the days it
+    names first, in date order (fails at once, no retry). `Spark job build_features.py
+    failed`: the error holds the job's last lines.""",
+)
 
-**Failures:** `no state for <day>`: a day of the history was never built — run the days it
-names first, in date order (fails at once, no retry). Re-running an old day removes the
-states of later days: re-run those days in order. `Spark job build_features.py failed`:
-the error holds the job's last lines. {RERUN}
-"""
+SHOULD_TRAIN_DOC = task_doc(
+    "should_train",
+    """Decides whether this run retrains: the form's `retrain` (`always`/`never`), else the
+    cadence (`TrainConfig.retrain_every_days`: 1 in the demo, 7 is sensible in production) —
+    and always when there is no champion yet. When not, `train_model` is skipped and scoring
+    uses the champion in force.""",
+    reads="the form's `retrain`, the cadence and `models/champion.json`.",
+    writes="nothing (skips `train_model` when it is not a training day).",
+    takes="< 1 s.",
+    rerun="clear it, or trigger the day with `retrain=always` to force a training.",
+    failures="none expected; a skipped `train_model` is the normal outcome on other days.",
+)
 
-SHOULD_TRAIN_DOC = """
-#### should_train
-Decides whether this run retrains: the form's `retrain` (`always`/`never`), else the
-cadence (`TrainConfig.retrain_every_days`: 1 in the demo, 7 is sensible in production) —
-and always when there is no champion yet. When not, `train_model` is skipped and scoring
-uses the champion in force. Usually < 1 s.
-"""
+TRAIN_DOC = task_doc(
+    "train_model",
+    """Trains the challengers on the day's training set (time-based split on
+    `first_seen_time`), evaluates them with the champion on the same rows, and promotes the
+    best only if it beats the champion by the set margin (the log says why or why not).
+    **The model report:** `models/<version>/report.html` (path in the log and the XCom
+    `report`).""",
+    reads="`features/training_features/dt=<ds>/` and the registry (`models/`).",
+    writes="""`models/<version>/` (model.joblib, metadata.json, report.md, report.html,
+    plots); moves `models/champion.json` only on a promotion.""",
+    takes="5–30 s on the demo data.",
+    rerun=CLEAR_TO_RERUN,
+    failures="""`TrainingDataError`: too few labelled pool addresses or no evaluation
+    positives that day (fails at once): build more days or lower `--min-coinbase-outputs`.""",
+)
 
-TRAIN_DOC = f"""
-#### train_model
-Trains the challengers on the day's training set (`features/training_features/dt=<ds>`,
-time-based split on `first_seen_time`), evaluates them with the champion on the same rows,
-and promotes the best only if it beats the champion by the set margin (the log says why
-or why not). Writes `models/<version>/` (model.joblib, metadata.json, report.md,
-report.html, plots) and moves `models/champion.json` only on a promotion.
-**The model report:** `models/<version>/report.html` in the bucket (path in the task's
-XCom `report`). Usually 5–30 s locally.
+SCORE_DOC = task_doc(
+    "score_addresses",
+    """Scores the addresses active on `<ds>` (whose features changed) with the champion, in
+    Spark (`spark_jobs/score_addresses.py`: the model broadcast, `mapInPandas`), with their
+    profiles and anomaly scores, and checks drift: population stability per feature against
+    the champion's training data.""",
+    reads="`features/address_features/dt=<ds>/`, the day's labels and the champion in `models/`.",
+    writes="""`predictions/address_scores/dt=<ds>/` (with the model version), the profiles
+    beside it and the drift report, each replacing the day.""",
+    takes="15–30 s on the demo data.",
+    rerun=CLEAR_TO_RERUN,
+    failures="""`DriftError` names the features far out of their training distribution
+    (retrain with `retrain=always`, or investigate the day's data). `ModelMismatchError`: the
+    champion needs features or library versions this deployment lacks — retrain, or deploy
+    the versions in its metadata.""",
+)
 
-**Failures:** `TrainingDataError`: too few labelled pool addresses or no evaluation
-positives that day (fails at once); build more days or lower `--min-coinbase-outputs`.
-{RERUN}
-"""
+PUBLISH_DOC = task_doc(
+    "publish_predictions",
+    "Publishes the day's predictions and per-block pools to the tables users query.",
+    reads="`predictions/address_scores/dt=<ds>/` and `features/block_pools/dt=<ds>/`.",
+    writes="""the tables `address_scores` and `block_pools` in
+    `warehouse/pool_classifier.duckdb` (the day deleted and inserted in one transaction).""",
+    takes="< 5 s.",
+    rerun=CLEAR_TO_RERUN,
+    failures="a locked DuckDB file (another process holds it): close it and clear the task.",
+)
 
-SCORE_DOC = f"""
-#### score_addresses
-Scores the addresses active on `<ds>` (whose features changed) with the champion, in
-Spark (`spark_jobs/score_addresses.py`: the model broadcast, `mapInPandas`); writes
-`predictions/address_scores/dt=<ds>/` (with the model version), the profiles and anomaly
-scores beside them, and the drift report (population stability per feature against the
-champion's training data). Usually 15–30 s locally.
-
-**Failures:** `DriftError` names the features far out of their training distribution
-(retrain with `retrain=always`, or investigate the day's data). `ModelMismatchError`: the
-champion needs features or library versions this deployment lacks — retrain, or deploy
-the versions in its metadata. {RERUN}
-"""
-
-PUBLISH_DOC = f"""
-#### publish_predictions
-Publishes the day's predictions and per-block pools to the tables users query: on gcp the
-BigQuery tables `address_scores` and `block_pools` (partition decorator, WRITE_TRUNCATE);
-locally the same tables in `warehouse/pool_classifier.duckdb` (the day deleted and
-inserted in one transaction). A re-run replaces the day. Usually < 5 s.
-
-**Failures:** `Not found: Table` (gcp): run `make deploy-composer`, which creates them.
-{RERUN}
-"""
-
-LOCAL_COST_DOC = """
-#### record_run_cost
-Runs last, whatever failed (a teardown). Adds up the run's cost records
-(`run_costs/dt=<ds>/run=<run_id>/`: each local step's wall time and bytes read), logs the
-table and writes `summary.json` beside them. Its failure does not fail the run.
-"""
+LOCAL_COST_DOC = task_doc(
+    "record_run_cost",
+    """Runs last, whatever failed (a teardown: its failure does not fail the run). Adds up the
+    run's cost records and logs the table.""",
+    reads="`run_costs/dt=<ds>/run=<run_id>/`: each local step's wall time and bytes read.",
+    writes="`summary.json` beside them.",
+    takes="< 1 s.",
+    rerun="clear it; each run keeps its own records.",
+    failures="`cost record without <fields>` names a malformed record; as a teardown it leaves the run's state as it was.",
+)
 
 
 def _context() -> dict:

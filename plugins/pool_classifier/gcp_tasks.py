@@ -30,6 +30,7 @@ from airflow.sdk import TaskGroup, get_current_context, task
 
 from pool_classifier import datasets, gcp_config, gcp_jobs
 from pool_classifier.gcp_config import template
+from pool_classifier.runbook import CLEAR_TO_RERUN, task_doc
 from pool_classifier.targets import Target
 
 log = logging.getLogger(__name__)
@@ -38,54 +39,83 @@ FEATURES_JOB_FILE = "build_features.py"
 TRAIN_JOB_FILE = "train_model.py"
 SCORE_JOB_FILE = "score_addresses.py"
 
-EXTRACT_DOC = """
-#### extract_day.export_{table}
-BigQuery job: `EXPORT DATA` of `include/sql/extract_{table}.sql` for `ds` (filtered on the
-partition column) to `extracts/{table}/dt=<ds>/*.parquet`, replacing the day's files.
-A dry run comes first: above `max_bytes_billed` (Variable `pool_classifier_gcp`) the task
-fails at once saying the estimate and the cap, and nothing is billed; the job itself also
-carries the cap (`maximumBytesBilled`). Its bytes billed and cost are logged and recorded.
-"""
+# Each doc is a template: `{table}`, `{runtime}` and `{source}` are filled where the task is built.
+EXTRACT_DOC = task_doc(
+    "extract_day.export_{table}",
+    """BigQuery job: `EXPORT DATA` of `include/sql/extract_{table}.sql` for `ds`, filtered on
+    the partition column. A dry run comes first; the job itself also carries the cap
+    (`maximumBytesBilled`). Its bytes billed and cost are logged and recorded.""",
+    reads="`bigquery-public-data.crypto_bitcoin.{table}` (the blocks or the transactions) for `<ds>`.",
+    writes="`extracts/{table}/dt=<ds>/*.parquet`, the day's old files removed first.",
+    takes="10–60 s (one BigQuery job; docs/gcp.md: about 5.8 GB scanned on an average day).",
+    rerun=CLEAR_TO_RERUN,
+    failures="""`the dry run estimates … above the cap`: BigQuery's estimate is above
+    `max_bytes_billed` (Variable `pool_classifier_gcp`); nothing was run or billed — check the
+    SQL's partition filter before raising the cap. `not run, … partition filter`: the SQL lost
+    its filter on the partition column (refused before any call to Google). A day with no
+    blocks fails `check_extract` (`blocks_present`).""",
+)
 
-FEATURES_DOC = """
-#### build_features
-Dataproc Serverless batch (runtime {runtime}) of `spark_jobs/build_features.py` for `ds`:
-reads `extracts/*/dt=<ds>` and `state/*/dt=<ds-1>`, writes `state/*/dt=<ds>` and
-`features/*/dt=<ds>`. A new batch id each try (`features-<ds>-<8 hex>`): a retry never
-re-attaches to a failed batch. The batch's DCU and shuffle usage and cost are recorded.
-`no state for <day>` in the driver log: run the days it names first, in order.
-"""
+FEATURES_DOC = task_doc(
+    "build_features",
+    """Dataproc Serverless batch (runtime {runtime}) of `spark_jobs/build_features.py` for
+    `ds`. A new batch id each try (`features-<ds>-<8 hex>`): a retry never re-attaches to a
+    failed batch. The batch's DCU and shuffle usage and cost are recorded.""",
+    reads="`extracts/*/dt=<ds>/`, `state/*/dt=<ds-1>/` and the pools list in the jobs bucket.",
+    writes="`state/*/dt=<ds>/` and `features/*/dt=<ds>/`, each replacing the day.",
+    takes="~3 min for a real day (about 1 min of it the batch's start).",
+    rerun="""clear it; re-running an old day removes the states of later days: re-run those
+    days after it, in date order.""",
+    failures="""`no state for <day>` in the driver log: run the days it names first, in date
+    order. Quota or permission errors: docs/gcp.md lists the roles of the service account.""",
+)
 
-TRAIN_DOC = """
-#### train_model
-Dataproc Serverless batch of `spark_jobs/train_model.py` for `ds`: the local training step
-on the driver, over a copy of `features/training_features/dt=<ds>` and the registry's
-champion; writes the new version, its report and `champion.json` back to `models/`. Runs
-on the runtime that scores, because a model loads only under the library versions that
-pickled it. `TrainingDataError` in the driver log: too few labelled pool addresses that day.
-"""
+TRAIN_DOC = task_doc(
+    "train_model",
+    """Dataproc Serverless batch of `spark_jobs/train_model.py` for `ds`: the local training
+    step on the driver. It runs on the runtime that scores, because a model loads only under
+    the library versions that pickled it.""",
+    reads="a copy of `features/training_features/dt=<ds>/` and the registry's champion.",
+    writes="the new version and its report under `models/`, and `models/champion.json` on a promotion.",
+    takes="~3 min (about 1 min of it the batch's start).",
+    rerun=CLEAR_TO_RERUN,
+    failures="`TrainingDataError` in the driver log: too few labelled pool addresses that day.",
+)
 
-SCORE_DOC = """
-#### score_addresses
-Dataproc Serverless batch of `spark_jobs/score_addresses.py` for `ds`: scores the active
-addresses of `features/address_features/dt=<ds>` with `models/rf-<ds>`, writes
-`predictions/address_scores/dt=<ds>/`. New batch id each try; usage and cost recorded.
-"""
+SCORE_DOC = task_doc(
+    "score_addresses",
+    """Dataproc Serverless batch of `spark_jobs/score_addresses.py` for `ds`: scores the
+    active addresses with the champion in force. New batch id each try; usage and cost
+    recorded.""",
+    reads="`features/address_features/dt=<ds>/`, the day's labels and the champion in `models/`.",
+    writes="`predictions/address_scores/dt=<ds>/`, the profiles beside it and the drift report.",
+    takes="~3 min (about 1 min of it the batch's start).",
+    rerun=CLEAR_TO_RERUN,
+    failures="""`DriftError` or `ModelMismatchError` in the driver log: see the local task's
+    doc (retrain with `retrain=always`, or deploy the champion's library versions).""",
+)
 
-PUBLISH_DOC = """
-#### publish_predictions.load_{table}
-BigQuery load job: `{source}/*.parquet` into `<dataset>.{table}$<YYYYMMDD of ds>` with
-WRITE_TRUNCATE: the day's partition is replaced, a re-run changes nothing. The table must
-exist (`make deploy-composer` creates it): "Not found: Table" means run the deploy.
-"""
+PUBLISH_DOC = task_doc(
+    "publish_predictions.load_{table}",
+    "BigQuery load job into the table users query.",
+    reads="`{source}/*.parquet`.",
+    writes="`<dataset>.{table}$<YYYYMMDD of ds>` with WRITE_TRUNCATE: the day's partition is replaced.",
+    takes="< 30 s.",
+    rerun="clear it: a re-run changes nothing.",
+    failures="`Not found: Table`: the table must exist — run `make deploy-composer`, which creates it.",
+)
 
-COST_DOC = """
-#### record_run_cost
-Runs last, whatever failed (a teardown: it does not change the run's state). Reads every
-cost record of the run (`run_costs/dt=<ds>/run=<run_id>/`), logs the cost table, writes
-`summary.json`, rewrites `run_costs/dt=<ds>/records.jsonl` (all runs of the day) and loads
-it into the BigQuery table `run_costs` (day partition, WRITE_TRUNCATE).
-"""
+COST_DOC = task_doc(
+    "record_run_cost",
+    """Runs last, whatever failed (a teardown: it does not change the run's state). Adds up
+    every cost record of the run and logs the cost table.""",
+    reads="`run_costs/dt=<ds>/run=<run_id>/` (one record per BigQuery job and batch).",
+    writes="""`summary.json` beside them, `run_costs/dt=<ds>/records.jsonl` (all runs of the
+    day), loaded into the BigQuery table `run_costs` (day partition, WRITE_TRUNCATE).""",
+    takes="< 30 s.",
+    rerun="clear it; each run keeps its own records.",
+    failures="`cost record without <fields>` names a malformed record.",
+)
 
 
 # ---------------------------------------------------------------- shared helpers

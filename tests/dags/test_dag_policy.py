@@ -63,6 +63,21 @@ def dag_for(target_name: str, monkeypatch):
 
 
 @pytest.mark.parametrize("target_name", ["local", "gcp"])
+def test_every_task_doc_answers_the_runbook_questions(target_name, monkeypatch):
+    """On-call finds the same five answers on every task: reads, writes, usual duration,
+    how to re-run, common failures (pool_classifier.runbook)."""
+    from pool_classifier.runbook import LABELS
+
+    dag = dag_for(target_name, monkeypatch)
+    for task in dag.tasks:
+        missing = [label for label in LABELS if f"- **{label}:** " not in (task.doc_md or "")]
+        assert not missing, f"{target_name}: {task.task_id}'s doc lacks {missing}"
+        assert "{" not in task.doc_md.replace("{address_state,coinbase_receipts}", "").replace(
+            "{address_features,block_pools,address_labels,training_features}", ""), (
+            f"{target_name}: {task.task_id}'s doc has an unfilled placeholder")
+
+
+@pytest.mark.parametrize("target_name", ["local", "gcp"])
 def test_pipeline_shape_is_the_same_on_both_targets(target_name, monkeypatch):
     dag = dag_for(target_name, monkeypatch)
 
