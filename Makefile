@@ -27,8 +27,8 @@ unit: setup
 reliability: setup
 	@$(PY) -m pytest -m reliability tests/reliability
 
-## Airflow standalone, a run triggered through the REST API, the grid page in headless
-## Chromium (screenshot: docs/img/grid.png). Installs Chromium when missing.
+## Airflow standalone, a run triggered through the REST API, the backfill recipe over two days,
+## the grid page in headless Chromium (screenshot: docs/img/grid.png). Installs Chromium when missing.
 e2e: setup
 	@scripts/e2e.sh
 

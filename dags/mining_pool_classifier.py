@@ -31,10 +31,12 @@ days run in date order (one active run at a time). A range of days:
 
     airflow backfill create --dag-id mining_pool_classifier \\
         --from-date 2024-03-01 --to-date 2024-03-07 --max-active-runs 1 \\
-        --reprocess-behavior completed --dag-run-conf '{"retrain": "never"}'
+        --reprocess-behavior completed \\
+        --dag-run-conf '{"date_from": "2024-03-01", "date_to": "2024-03-07"}'
 
-(or the UI's Trigger → Backfill form). Re-running an old day removes the later states:
-re-run the following days in order afterwards.
+(or the UI's Trigger → Backfill form; `make e2e` runs this recipe). Add `"retrain": "never"`
+to re-score with the champion in force, when the days already have one. Re-running an old
+day removes the later states: backfill up to the latest day.
 
 **Common failures** (data errors fail at once, without retries; the message says what to do)
 - `check_request`: `<field>: …` — fix that field of the form and trigger again.

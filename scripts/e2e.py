@@ -1,16 +1,20 @@
 """`make e2e`: the DAG end to end through a real Airflow, as on-call would see it.
 
-1. generates one small day of the synthetic chain (today, UTC) and loads it into a fresh
-   warehouse, in a throw-away folder;
+1. generates two small days of the synthetic chain (yesterday and today, UTC) and loads them
+   into a fresh warehouse, in a throw-away folder;
 2. starts `airflow standalone` (scheduler, dag-processor, triggerer, api-server; LocalExecutor)
    on a throw-away AIRFLOW_HOME and a free port, in its own process group;
 3. waits until every component is healthy and the DAG is parsed, gets a JWT from
-   `/auth/token`, triggers a run through the REST API v2, unpauses the DAG, waits for the run;
-4. opens the DAG's grid page in headless Chromium (driven through the DevTools protocol, so
+   `/auth/token`, triggers a run of today through the REST API v2, unpauses the DAG, waits
+   for the run;
+4. runs the backfill recipe of docs/operations.md (`airflow backfill create`, reprocess
+   completed, the form's date range) over yesterday and today, and waits until both runs
+   succeed, one after the other, in date order (today's run re-runs on yesterday's state);
+5. opens the DAG's grid page in headless Chromium (driven through the DevTools protocol, so
    that the login of the first page holds for the next), waits until it shows the DAG, the
    run, every task (as the API lists them) and "Success", and saves a screenshot
    (docs/img/grid.png by default);
-5. fails with a clear message if a component, the run, a task or the page is not right;
+6. fails with a clear message if a component, the run, a task or the page is not right;
    always stops Airflow (SIGINT to its group, SIGKILL after a grace period).
 
 Why today: unpausing a `@daily` DAG with catchup off makes the scheduler create the run of
@@ -236,7 +240,8 @@ def stop(airflow: subprocess.Popen) -> None:
 
 def e2e(work: Path, screenshot: Path, run_timeout: float) -> None:
     browser = chromium()
-    ds = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    today = dt.datetime.now(dt.timezone.utc).date()
+    ds, day_before = today.isoformat(), (today - dt.timedelta(days=1)).isoformat()
     data = work / "data"
     port = free_port()
     base = f"http://localhost:{port}"
@@ -263,9 +268,10 @@ def e2e(work: Path, screenshot: Path, run_timeout: float) -> None:
         "PATH": os.pathsep.join([str(AIRFLOW.parent), os.environ.get("PATH", "/usr/bin:/bin")]),
     }
 
-    say(f"generating one day ({ds}, {TX_PER_DAY} transactions, seed {SEED}) in {work}")
-    run([str(PYTHON), "-m", "pool_classifier.synthetic_chain", "--out", str(work / "chain"), "--start", ds,
-         "--days", "1", "--tx-per-day", str(TX_PER_DAY), "--seed", str(SEED)], env, "generating the chain")
+    say(f"generating two days ({day_before} and {ds}, {TX_PER_DAY} transactions each, seed {SEED}) in {work}")
+    run([str(PYTHON), "-m", "pool_classifier.synthetic_chain", "--out", str(work / "chain"), "--start",
+         day_before, "--days", "2", "--tx-per-day", str(TX_PER_DAY), "--seed", str(SEED)], env,
+        "generating the chain")
     run([str(PYTHON), "-m", "pool_classifier.warehouse", "load", str(work / "chain")], env, "loading the warehouse")
 
     log = work / "airflow_standalone.log"
@@ -334,12 +340,51 @@ def e2e(work: Path, screenshot: Path, run_timeout: float) -> None:
             raise E2EFailure(f"runs other than {run_id} appeared: {others}")
         say(f"the run succeeded in {time.monotonic() - started:.0f} s: {last_states}")
 
+        backfill(env, base, token, airflow, log, day_before, ds, run_timeout)
+
         tasks = http("GET", f"{base}/api/v2/dags/{DAG_ID}/tasks", token)[1]
         # The grid lists top-level tasks and task groups (`group.task` shows as `group`).
         shown = sorted({t["task_id"].split(".")[0] for t in tasks.get("tasks", [])})
         check_grid_page(browser, work / "chromium", base, run_id, shown, screenshot)
     finally:
         stop(airflow)
+
+
+def backfill(env: dict, base: str, token: str, airflow: subprocess.Popen, log: Path,
+             first: str, last: str, run_timeout: float) -> None:
+    """The backfill recipe of docs/operations.md over `first`..`last` (`last` already ran):
+    both runs must succeed, one at a time, in date order, and the scheduler mark the backfill
+    completed."""
+    command = [str(AIRFLOW), "backfill", "create", "--dag-id", DAG_ID, "--from-date", first, "--to-date", last,
+               "--max-active-runs", "1", "--reprocess-behavior", "completed",
+               "--dag-run-conf", json.dumps({"date_from": first, "date_to": last})]
+    say("backfill: " + " ".join(command[1:]))
+    before = {r["logical_date"][:10]: r for r in http("GET", f"{base}/api/v2/dags/{DAG_ID}/dagRuns", token)[1]["dag_runs"]}
+    run(command, env, "airflow backfill create")
+    started = time.monotonic()
+
+    def backfill_done():
+        runs = http("GET", f"{base}/api/v2/dags/{DAG_ID}/dagRuns", token)[1]
+        runs = {r["logical_date"][:10]: r for r in (runs or {}).get("dag_runs", [])} if isinstance(runs, dict) else {}
+        states = {day: (r["state"], r["run_type"]) for day, r in sorted(runs.items())}
+        if any(r["state"] == "failed" for r in runs.values()):
+            failed = next(r for r in runs.values() if r["state"] == "failed")
+            tis = http("GET", f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{failed['dag_run_id']}/taskInstances", token)[1]
+            task_states = {t["task_id"]: t["state"] for t in tis.get("task_instances", [])}
+            raise E2EFailure(f"the backfill run {failed['dag_run_id']} failed: {task_states}\n"
+                             + failed_task_logs(base, token, failed["dag_run_id"], task_states))
+        backfills = http("GET", f"{base}/api/v2/backfills?dag_id={DAG_ID}", token)[1]
+        completed = isinstance(backfills, dict) and any(b.get("completed_at") for b in backfills.get("backfills", []))
+        done = (sorted(runs) == [first, last] and all(r["state"] == "success" for r in runs.values())
+                and runs[last]["end_date"] != before[last]["end_date"] and completed)
+        return (runs if done else None), {"runs": states, "backfill completed": completed}
+    runs = wait_for("the backfill's runs to succeed", backfill_done, 2 * run_timeout, airflow, log, interval=5)
+    if not all(r["run_type"] == "backfill" for r in runs.values()):
+        raise E2EFailure(f"the backfill's runs are not backfill runs: {[(d, r['run_type']) for d, r in runs.items()]}")
+    if not runs[first]["end_date"] <= runs[last]["start_date"]:
+        raise E2EFailure(f"the backfill did not run the days one after the other in date order: "
+                         f"{first} ended {runs[first]['end_date']}, {last} started {runs[last]['start_date']}")
+    say(f"backfill: {first} then {last} succeeded in {time.monotonic() - started:.0f} s, in date order")
 
 
 def failed_task_logs(base: str, token: str, run_id: str, states: dict) -> str:
