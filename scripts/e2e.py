@@ -314,12 +314,15 @@ def e2e(work: Path, screenshot: Path, run_timeout: float) -> None:
 
         started = time.monotonic()
         last_states: dict = {}
+        last_tries: dict = {}
 
         def run_finished():
-            nonlocal last_states
+            nonlocal last_states, last_tries
             status, body = http("GET", f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", token)
             tis = http("GET", f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", token)[1]
             states = {t["task_id"]: t["state"] for t in (tis or {}).get("task_instances", [])} \
+                if isinstance(tis, dict) else {}
+            last_tries = {t["task_id"]: t["try_number"] for t in (tis or {}).get("task_instances", [])} \
                 if isinstance(tis, dict) else {}
             if states != last_states:
                 say(f"{time.monotonic() - started:5.0f} s  " + "  ".join(f"{k}={v}" for k, v in sorted(states.items())))
@@ -329,7 +332,7 @@ def e2e(work: Path, screenshot: Path, run_timeout: float) -> None:
         final = wait_for(f"the run {run_id} to finish", run_finished, run_timeout, airflow, log, interval=5)
         if final != "success":
             raise E2EFailure(f"the run {run_id} ended {final}: tasks {last_states}\n"
-                             + failed_task_logs(base, token, run_id, last_states))
+                             + failed_task_logs(base, token, run_id, last_states, last_tries))
         bad = {t: st for t, st in last_states.items() if st not in FINE}
         missing = [t for t in MUST_SUCCEED if last_states.get(t) != "success"]
         if bad or missing or not last_states:
@@ -371,8 +374,9 @@ def backfill(env: dict, base: str, token: str, airflow: subprocess.Popen, log: P
             failed = next(r for r in runs.values() if r["state"] == "failed")
             tis = http("GET", f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{failed['dag_run_id']}/taskInstances", token)[1]
             task_states = {t["task_id"]: t["state"] for t in tis.get("task_instances", [])}
+            tries = {t["task_id"]: t["try_number"] for t in tis.get("task_instances", [])}
             raise E2EFailure(f"the backfill run {failed['dag_run_id']} failed: {task_states}\n"
-                             + failed_task_logs(base, token, failed["dag_run_id"], task_states))
+                             + failed_task_logs(base, token, failed["dag_run_id"], task_states, tries))
         backfills = http("GET", f"{base}/api/v2/backfills?dag_id={DAG_ID}", token)[1]
         completed = isinstance(backfills, dict) and any(b.get("completed_at") for b in backfills.get("backfills", []))
         done = (sorted(runs) == [first, last] and all(r["state"] == "success" for r in runs.values())
@@ -387,17 +391,19 @@ def backfill(env: dict, base: str, token: str, airflow: subprocess.Popen, log: P
     say(f"backfill: {first} then {last} succeeded in {time.monotonic() - started:.0f} s, in date order")
 
 
-def failed_task_logs(base: str, token: str, run_id: str, states: dict) -> str:
+def failed_task_logs(base: str, token: str, run_id: str, states: dict, tries: dict | None = None) -> str:
+    """The log of each failed task's last try (`tries`: task -> try number; 1 by default)."""
     text = []
     for task, state in sorted(states.items()):
         if state not in ("failed", "upstream_failed", "up_for_retry"):
             continue
-        status, body = http("GET", f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}/logs/1",
+        try_number = max(1, int((tries or {}).get(task) or 1))
+        status, body = http("GET", f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}/logs/{try_number}",
                             token)
         content = body.get("content") if isinstance(body, dict) else body
         if isinstance(content, list):
             content = "\n".join(e.get("event", str(e)) if isinstance(e, dict) else str(e) for e in content)
-        text.append(f"--- log of {task} (try 1) ---\n{str(content)[-4000:]}")
+        text.append(f"--- log of {task} (try {try_number}) ---\n{str(content)[-4000:]}")
     return "\n".join(text)
 
 
