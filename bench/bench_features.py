@@ -37,7 +37,13 @@ for p in (ROOT / "plugins", ROOT):
         sys.path.insert(0, str(p))
 os.environ.setdefault("TZ", "UTC")
 
-from pool_classifier import extract, features, spark_submit, sql, synthetic_chain, targets, warehouse  # noqa: E402
+from pool_classifier import targets# noqa: E402
+from pool_classifier.steps import extract_day as extract
+from pool_classifier.steps import build_features as features
+from pool_classifier.io import spark_runner as spark_submit
+from pool_classifier.io import sql
+from tools import synthetic_chain
+from pool_classifier.io import warehouse
 
 BENCH = ROOT / "bench"
 DATA = BENCH / "data"
@@ -496,7 +502,7 @@ def render(fig: dict, featured: int | None) -> str:
         "Targets:",
         *verdicts,
         "",
-        "Method: each Spark figure is `pool_classifier.features.build_features(target, ds)` (spark-submit "
+        "Method: each Spark figure is `pool_classifier.steps.build_features.build_features(target, ds)` (spark-submit "
         f"of spark_jobs/build_features.py), best of {REPEAT}; the batch is that wall time minus the "
         f"start-up, measured as the best of {max(REPEAT, 2)} (after one warm-up) spark-submits, with the "
         "same master, conf and log config, of a script that only creates and stops a SparkSession. "

@@ -36,7 +36,11 @@ for p in (ROOT / "plugins", ROOT, ROOT / "bench"):
 os.environ.setdefault("TZ", "UTC")
 
 import bench_features  # noqa: E402  (the bench day: generated, loaded and extracted once)
-from pool_classifier import datasets, features, score, spark_submit, targets, train  # noqa: E402
+from pool_classifier import datasets, targets# noqa: E402
+from pool_classifier.steps import build_features as features
+from pool_classifier.steps import score_addresses as score
+from pool_classifier.io import spark_runner as spark_submit
+from pool_classifier.steps import train_model as train
 
 DS = bench_features.DS
 MODEL_BUCKET = bench_features.DATA / "model_bucket"

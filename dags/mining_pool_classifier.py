@@ -57,9 +57,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, chain, dag
 
-from pool_classifier import dag_steps
-from pool_classifier.alerts import OnCallNotifier, dag_deadline
-from pool_classifier.run_request import param_schemas
+from pool_classifier.orchestration import local as dag_steps
+from pool_classifier.orchestration.alerts import OnCallNotifier, dag_deadline
+from pool_classifier.steps.check_request import param_schemas
 from pool_classifier.targets import current_target
 
 TARGET = current_target()

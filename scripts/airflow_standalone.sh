@@ -36,7 +36,7 @@ WAREHOUSE="$DATA/warehouse/bigquery-public-data.duckdb"
 if [ ! -f "$WAREHOUSE" ]; then
   echo "airflow: no local warehouse yet: loading the demo chain"
   demo_chain airflow
-  $PY -m pool_classifier.warehouse load "$CHAIN"
+  $PY -m pool_classifier.io.warehouse load "$CHAIN"
 fi
 
 mkdir -p "$AIRFLOW_HOME" "$DATA/logs"

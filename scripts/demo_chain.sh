@@ -13,7 +13,7 @@ demo_chain() {  # $1: the caller's log prefix
     echo "$1: generating $DEMO_DAYS day(s) x $DEMO_TX_PER_DAY transactions from $DEMO_START (seed $DEMO_SEED)"
     rm -rf "$CHAIN"
     mkdir -p "$(dirname "$CHAIN")"
-    .venv/bin/python -m pool_classifier.synthetic_chain --out "$CHAIN" --start "$DEMO_START" \
+    .venv/bin/python -m tools.synthetic_chain --out "$CHAIN" --start "$DEMO_START" \
         --days "$DEMO_DAYS" --tx-per-day "$DEMO_TX_PER_DAY" --seed "$DEMO_SEED" > "$CHAIN.summary.txt"
     touch "$CHAIN/.complete"
   fi

@@ -34,8 +34,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT / "plugins"))
 
-from pool_classifier import gcp_config  # noqa: E402
-from pool_classifier.gcp_config import GcpSettings, GcpSettingsError  # noqa: E402
+from pool_classifier.targets import gcp as gcp_config# noqa: E402
+from pool_classifier.targets.gcp import GcpSettings, GcpSettingsError  # noqa: E402
 
 PACKAGE_DIR = PROJECT_ROOT / "plugins" / "pool_classifier"
 # Paths in the commands are relative to the project (they run there, as `make` does).

@@ -269,10 +269,10 @@ def e2e(work: Path, screenshot: Path, run_timeout: float) -> None:
     }
 
     say(f"generating two days ({day_before} and {ds}, {TX_PER_DAY} transactions each, seed {SEED}) in {work}")
-    run([str(PYTHON), "-m", "pool_classifier.synthetic_chain", "--out", str(work / "chain"), "--start",
+    run([str(PYTHON), "-m", "tools.synthetic_chain", "--out", str(work / "chain"), "--start",
          day_before, "--days", "2", "--tx-per-day", str(TX_PER_DAY), "--seed", str(SEED)], env,
         "generating the chain")
-    run([str(PYTHON), "-m", "pool_classifier.warehouse", "load", str(work / "chain")], env, "loading the warehouse")
+    run([str(PYTHON), "-m", "pool_classifier.io.warehouse", "load", str(work / "chain")], env, "loading the warehouse")
 
     log = work / "airflow_standalone.log"
     say(f"starting airflow standalone on {base} (output: {log})")

@@ -18,7 +18,7 @@ PY=.venv/bin/python
 t0=$(date +%s)
 demo_chain run
 rm -f "$DATA/warehouse/bigquery-public-data.duckdb"
-$PY -m pool_classifier.warehouse load "$CHAIN"
+$PY -m pool_classifier.io.warehouse load "$CHAIN"
 
 echo "run: fresh Airflow metadata DB in $AIRFLOW_HOME"
 rm -rf "$AIRFLOW_HOME"
@@ -44,5 +44,5 @@ for i in $(seq 0 $((DEMO_DAYS - 1))); do
 done
 
 echo
-$PY -m pool_classifier.run_summary --ds "$last"
+$PY -m tools.run_summary --ds "$last"
 echo "run: done in $(( $(date +%s) - t0 )) s"

@@ -6,7 +6,7 @@ the day before (`state/{address_state,coinbase_receipts}/dt=<ds-1>`), and writes
 * `state/address_state`, `state/coinbase_receipts` — the running per-address partials and
   coinbase receipts per (address, pool), history up to and including `ds`;
 * `features/address_features` — the addresses active on `ds`, with the columns of
-  `pool_classifier.feature_spec.FEATURE_COLUMNS`;
+  `pool_classifier.model.feature_spec.FEATURE_COLUMNS`;
 * `features/block_pools` — each block of the day with the pool that mined it (matched by
   coinbase tag, else by payout address, else `none`);
 * `features/address_labels` — pool addresses: paid by at least N coinbase outputs of
@@ -26,8 +26,8 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pool_classifier import spark_publish
-from pool_classifier.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
+from pool_classifier.io import spark_io as spark_publish
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 
 SECONDS_PER_DAY = 86400
 SATOSHI_SUM = "decimal(38,0)"

@@ -5,7 +5,7 @@ model version from the registry (`--registry`, i.e. `<bucket>/models`): the day'
 from `champion.json`, or `--model-version`. The driver reads the version's files through
 Hadoop's file systems (local paths and gs:// alike), checks them against this code, and
 broadcasts their bytes; each executor unpickles them once and scores Arrow batches with `mapInPandas`
-through `pool_classifier.score.score_batch`, the function in-process scoring uses too.
+through `pool_classifier.steps.score_addresses.score_batch`, the function in-process scoring uses too.
 
 Writes for `ds`, each folder swapped into place whole (never half-written):
 * `predictions/drift/dt=<ds>/{drift.json,drift.md}`: PSI per feature against the training data;
@@ -30,8 +30,10 @@ import time
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pool_classifier import drift, registry, spark_publish
-from pool_classifier.score import (
+from pool_classifier.model import drift
+from pool_classifier.model import registry
+from pool_classifier.io import spark_io as spark_publish
+from pool_classifier.steps.score_addresses import (
     DRIFT_FILE, DRIFT_REPORT_FILE, JOB_ERRORS, PREDICTION_COLUMNS, PROFILE_COLUMNS, SCORED_SCHEMA,
     check_features, model_inputs, score_batch,
 )
@@ -61,8 +63,8 @@ def score(features: DataFrame, model, inputs: list[str], ds: str) -> DataFrame:
     worker unpickles it once, then scores Arrow batches.
     """
     def score_batches(batches):
-        from pool_classifier import registry as registry_
-        from pool_classifier import score as score_
+        from pool_classifier.model import registry as registry_
+        from pool_classifier.steps import score_addresses as score_
 
         loaded = registry_.cached_version_from_bytes(*model.value)
         for batch in batches:

@@ -1,5 +1,5 @@
 """train_model on Dataproc Serverless (the gcp target): the local training step,
-`pool_classifier.train.train_model`, run on the batch's driver over a copy of what it reads
+`pool_classifier.steps.train_model.train_model`, run on the batch's driver over a copy of what it reads
 from the bucket (the day's training set, the registry's champion); the model version,
 its report and `champion.json` are written back to `<bucket>/models/`, same layout as local.
 
@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import logging
 
-    from pool_classifier.bucket_mirror import CloudStorage, train_in_copy
-    from pool_classifier.gcp_config import split_gcs_uri
+    from pool_classifier.io.bucket_mirror import CloudStorage, train_in_copy
+    from pool_classifier.targets.gcp import split_gcs_uri
     from pool_classifier.targets import Target
-    from pool_classifier.train import TrainingDataError
+    from pool_classifier.steps.train_model import TrainingDataError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     remote = Target(name="gcp", bucket=args.bucket.rstrip("/"), warehouse="bigquery-public-data.crypto_bitcoin",

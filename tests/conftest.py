@@ -98,7 +98,7 @@ def local_target(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def real_warehouse(tmp_path_factory) -> str:
     """All real exports of shared/data/real loaded once into a warehouse file."""
-    from pool_classifier.warehouse import load_exports
+    from pool_classifier.io.warehouse import load_exports
 
     path = tmp_path_factory.mktemp("real") / "bigquery-public-data.duckdb"
     load_exports(REAL_DATA, path)

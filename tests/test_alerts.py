@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import pytest
 
-from pool_classifier import alerts
+from pool_classifier.orchestration import alerts
 from tests.conftest import PROJECT_ROOT
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -96,7 +96,7 @@ PROBE_DAG = textwrap.dedent('''
     """A one-task DAG that fails, to watch the on-call notifier work."""
     import pendulum
     from airflow.sdk import dag, task
-    from pool_classifier.alerts import OnCallNotifier
+    from pool_classifier.orchestration.alerts import OnCallNotifier
 
     @dag(dag_id="alert_probe", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
          default_args={"owner": "tests", "retries": 0, "on_failure_callback": OnCallNotifier()})
@@ -243,7 +243,7 @@ def test_the_deadline_is_the_logical_date_plus_the_interval_and_survives_seriali
     assert isinstance(alert.reference, type(DeadlineReference.DAGRUN_LOGICAL_DATE))
     assert alert.interval == alerts.DEADLINE_AFTER_LOGICAL_DATE == dt.timedelta(hours=4)
     assert isinstance(alert.callback, AsyncCallback)
-    assert alert.callback.path == "pool_classifier.alerts.OnCallNotifier"
+    assert alert.callback.path == "pool_classifier.orchestration.alerts.OnCallNotifier"
     assert alert.callback.kwargs == {"kind": "deadline"}
     # What the DAG processor stores and the scheduler reads back.
     again = DeadlineAlert.deserialize_deadline_alert(alert.serialize_deadline_alert())
@@ -261,7 +261,7 @@ def test_a_dag_with_the_deadline_serializes_like_the_dag_processor_does():
     restored = SerializedDAG.from_dict(SerializedDAG.to_dict(dag))
     deadline = restored.deadline[0] if isinstance(restored.deadline, list) else restored.deadline
     assert deadline.interval == dt.timedelta(hours=2)
-    assert deadline.callback.path == "pool_classifier.alerts.OnCallNotifier"
+    assert deadline.callback.path == "pool_classifier.orchestration.alerts.OnCallNotifier"
 
 
 def _run_deadline_trigger(alert, dag_run: dict, deadline_time: str) -> list[dict]:

@@ -15,10 +15,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pool_classifier import (
-    datasets, extract, features, quality_gates, score, synthetic_chain, targets, train, warehouse,
-)
-from pool_classifier.quality_gates import MAX_MONEY_SATOSHI, QualityGateError
+from pool_classifier import datasets, targets
+from pool_classifier.steps import extract_day as extract
+from pool_classifier.steps import build_features as features
+from pool_classifier.steps import quality_gates
+from pool_classifier.steps import score_addresses as score
+from tools import synthetic_chain
+from pool_classifier.steps import train_model as train
+from pool_classifier.io import warehouse
+from pool_classifier.steps.quality_gates import MAX_MONEY_SATOSHI, QualityGateError
 
 DAY0, DAY1, DAY2 = "2024-02-29", "2024-03-01", "2024-03-02"
 
@@ -228,7 +233,7 @@ def test_the_features_gate_passes_a_real_day_with_figures_per_feature(target):
 
 
 def features_columns():
-    from pool_classifier.feature_spec import FEATURE_COLUMNS
+    from pool_classifier.model.feature_spec import FEATURE_COLUMNS
 
     return FEATURE_COLUMNS
 

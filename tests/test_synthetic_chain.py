@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pool_classifier import synthetic_chain as sc
+from tools import synthetic_chain as sc
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = ROOT / "include" / "schemas"
@@ -66,7 +66,7 @@ def _all_txs(chain):
 def test_same_seed_gives_byte_identical_files(chain, tmp_path):
     # Another process with another string-hash seed: set iteration order must not leak in.
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT / "plugins")}
-    subprocess.run([sys.executable, "-m", "pool_classifier.synthetic_chain", "--out", str(tmp_path / "b"),
+    subprocess.run([sys.executable, "-m", "tools.synthetic_chain", "--out", str(tmp_path / "b"),
                     "--start", START.isoformat(), "--days", str(DAYS), "--tx-per-day", str(TX_PER_DAY),
                     "--seed", "11"], check=True, env=env, capture_output=True)
     first, second = _sha256_tree(chain["out"]), _sha256_tree(tmp_path / "b")

@@ -65,8 +65,8 @@ def dag_for(target_name: str, monkeypatch):
 @pytest.mark.parametrize("target_name", ["local", "gcp"])
 def test_every_task_doc_answers_the_runbook_questions(target_name, monkeypatch):
     """On-call finds the same five answers on every task: reads, writes, usual duration,
-    how to re-run, common failures (pool_classifier.runbook)."""
-    from pool_classifier.runbook import LABELS
+    how to re-run, common failures (pool_classifier.orchestration.runbook)."""
+    from pool_classifier.orchestration.runbook import LABELS
 
     dag = dag_for(target_name, monkeypatch)
     for task in dag.tasks:
@@ -157,8 +157,8 @@ def test_data_errors_fail_the_task_without_retry():
     """A day with no blocks fails the same way on every retry: fail at once, saying why."""
     from airflow.exceptions import AirflowFailException
 
-    from pool_classifier import dag_steps
-    from pool_classifier.extract import NoBlocksError
+    from pool_classifier.orchestration import local as dag_steps
+    from pool_classifier.steps.extract_day import NoBlocksError
 
     with pytest.raises(AirflowFailException, match="NoBlocksError: No blocks on 2015-08-01"):
         with dag_steps._fail_without_retry_on_bad_data():

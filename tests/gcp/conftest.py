@@ -25,7 +25,8 @@ GOOGLE_TASKS = (
 
 
 def gcp_environment(mp: pytest.MonkeyPatch, settings: dict = SETTINGS) -> None:
-    from pool_classifier import gcp_config, targets
+    from pool_classifier import targets
+    from pool_classifier.targets import gcp as gcp_config
 
     mp.setenv(targets.TARGET_ENV, "gcp")
     mp.setenv("POOL_CLASSIFIER_BUCKET", BUCKET)
@@ -37,7 +38,7 @@ def build_gcp_dag(target):
     import pendulum
     from airflow.sdk import DAG, chain
 
-    from pool_classifier import gcp_tasks
+    from pool_classifier.orchestration import gcp as gcp_tasks
 
     with DAG(
         "gcp_render_check", schedule="@daily", start_date=pendulum.datetime(2009, 1, 3, tz="UTC"),

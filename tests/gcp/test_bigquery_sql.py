@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pool_classifier import sql, sql_checks
+from pool_classifier.io import sql
+from pool_classifier.io import sql_checks
 from pool_classifier.targets import SQL_DIR
 from tests.gcp.conftest import DS, SHARED_SCHEMA_DIR
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pool_classifier import bucket_mirror, datasets, registry
-from pool_classifier.bucket_mirror import LocalStore
+from pool_classifier import datasets
+from pool_classifier.io import bucket_mirror
+from pool_classifier.model import registry
+from pool_classifier.io.bucket_mirror import LocalStore
 from pool_classifier.targets import Target
 
 DS = "2024-03-02"

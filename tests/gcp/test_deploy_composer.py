@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pool_classifier import gcp_config
+from pool_classifier.targets import gcp as gcp_config
 from tests.conftest import PROJECT_ROOT
 from tests.gcp.conftest import BUCKET, SETTINGS
 
@@ -140,11 +140,11 @@ def test_the_code_zip_imports_the_package_alone_and_is_the_same_each_time(tmp_pa
     names = deploy_composer.build_code_zip(first)
     deploy_composer.build_code_zip(second)
     assert first.read_bytes() == second.read_bytes()
-    assert "pool_classifier/feature_spec.py" in names and not any("__pycache__" in n for n in names)
+    assert "pool_classifier/model/feature_spec.py" in names and not any("__pycache__" in n for n in names)
     # Nothing but the zip on the path (-I: no site, no PYTHONPATH), as the batch's driver sees it.
     code = (f"import sys; sys.path.insert(0, {str(first)!r}); "
-            "from pool_classifier.feature_spec import FEATURE_COLUMNS; import pool_classifier.bucket_mirror; "
-            "print(len(FEATURE_COLUMNS), pool_classifier.bucket_mirror.__file__)")
+            "from pool_classifier.model.feature_spec import FEATURE_COLUMNS; import pool_classifier.io.bucket_mirror; "
+            "print(len(FEATURE_COLUMNS), pool_classifier.io.bucket_mirror.__file__)")
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout
     count, origin = out.split()
     assert int(count) >= 26 and origin.startswith(str(first))

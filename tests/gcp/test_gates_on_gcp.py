@@ -11,8 +11,13 @@ import shutil
 import pandas as pd
 import pytest
 
-from pool_classifier import bucket_mirror, datasets, extract, quality_gates, synthetic_chain, warehouse
-from pool_classifier.bucket_mirror import LocalStore
+from pool_classifier import datasets
+from pool_classifier.io import bucket_mirror
+from pool_classifier.steps import extract_day as extract
+from pool_classifier.steps import quality_gates
+from tools import synthetic_chain
+from pool_classifier.io import warehouse
+from pool_classifier.io.bucket_mirror import LocalStore
 
 DS = "2024-03-01"
 

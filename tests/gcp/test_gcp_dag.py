@@ -39,7 +39,7 @@ def test_parsing_reads_no_setting_builds_no_client_and_imports_no_engine(tmp_pat
         "import json, sys; from tests.gcp.conftest import build_gcp_dag; "
         "from pool_classifier import targets; dag = build_gcp_dag(targets.current_target()); "
         "print(json.dumps([len(dag.tasks), [m for m in ('duckdb', 'pyspark', 'sklearn', 'sqlglot', 'joblib', "
-        "'pool_classifier.train', 'pool_classifier.sql_checks') if m in sys.modules]]))"
+        "'pool_classifier.steps.train_model', 'pool_classifier.io.sql_checks') if m in sys.modules]]))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_VAR_")}
     env.update({

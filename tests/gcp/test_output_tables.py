@@ -32,7 +32,7 @@ def test_block_pools_table_has_the_columns_and_types_the_features_job_writes(spa
 
 
 def test_address_scores_table_has_the_columns_the_scoring_job_writes():
-    from pool_classifier import score
+    from pool_classifier.steps import score_addresses as score
 
     columns = getattr(score, "PREDICTION_COLUMNS", None)
     if columns is None:

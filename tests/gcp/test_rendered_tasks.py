@@ -9,7 +9,10 @@ import re
 
 import pytest
 
-from pool_classifier import datasets, gcp_config, gcp_jobs, sql_checks
+from pool_classifier import datasets
+from pool_classifier.targets import gcp as gcp_config
+from pool_classifier.targets import gcp_requests as gcp_jobs
+from pool_classifier.io import sql_checks
 from tests.gcp.conftest import BUCKET, DS, GOOGLE_TASKS, SETTINGS, build_gcp_dag, gcp_environment, render
 
 BATCHES = ("build_features", "train_model", "score_addresses")
@@ -221,7 +224,7 @@ def test_the_bytes_cap_refuses_above_and_says_both_figures():
 
 
 def test_rendering_without_the_settings_says_what_to_do(gcp_target):
-    from pool_classifier.gcp_config import GcpSettingsError
+    from pool_classifier.targets.gcp import GcpSettingsError
 
     with pytest.MonkeyPatch.context() as mp:
         gcp_environment(mp)
@@ -263,7 +266,7 @@ def test_cost_records_load_into_the_run_costs_table(local_target):
 
     from google.cloud import bigquery
 
-    from pool_classifier import run_cost
+    from pool_classifier.io import cost_records as run_cost
 
     config = gcp_jobs.load_configuration(
         SETTINGS["project"], "pool_classifier", "run_costs", DS.replace("-", ""),

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from pool_classifier import run_cost
-from pool_classifier.run_cost import Prices, RunInfo
+from pool_classifier.io import cost_records as run_cost
+from pool_classifier.io.cost_records import Prices, RunInfo
 from pool_classifier.targets import SCHEMA_DIR
 
 RUN = RunInfo(dag_id="mining_pool_classifier", run_id="scheduled__2024-03-01T00:00:00+00:00",

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pool_classifier import datasets
-from pool_classifier.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 
 START = 1_709_251_200  # 2024-03-01 00:00 UTC
 # Exact satoshi sums, DECIMAL(38,0) as the features job writes them.

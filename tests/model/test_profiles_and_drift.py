@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pool_classifier import drift
-from pool_classifier.profiles import ProfileConfig, apply_profiles, fit_profiles
-from pool_classifier.train import BEHAVIOUR_FEATURES
+from pool_classifier.model import drift
+from pool_classifier.model.profiles import ProfileConfig, apply_profiles, fit_profiles
+from pool_classifier.steps.train_model import BEHAVIOUR_FEATURES
 
 FEATURES = list(BEHAVIOUR_FEATURES)
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pool_classifier import registry, train
-from pool_classifier.profiles import ProfileConfig
+from pool_classifier.model import registry
+from pool_classifier.steps import train_model as train
+from pool_classifier.model.profiles import ProfileConfig
 from tests.model.features_day import write_day
 
 DAY_1, DAY_2 = "2024-03-01", "2024-03-02"
@@ -35,7 +36,7 @@ def test_a_worse_challenger_is_not_promoted_and_the_champion_stays(local_target,
     first = train.train_model(local_target, DAY_1, STRONG)
     assert first["promoted"] and first["champion"] == f"hgb-{DAY_1}"
 
-    with caplog.at_level("INFO", logger="pool_classifier.train"):
+    with caplog.at_level("INFO", logger="pool_classifier.steps.train_model"):
         second = train.train_model(local_target, DAY_2, WEAK)
     assert not second["promoted"]
     assert second["champion"] == f"hgb-{DAY_1}" == registry.champion_version(local_target, DAY_2)

@@ -9,8 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pool_classifier import datasets, drift, registry, score, train
-from pool_classifier.profiles import ProfileConfig
+from pool_classifier import datasets
+from pool_classifier.model import drift
+from pool_classifier.model import registry
+from pool_classifier.steps import score_addresses as score
+from pool_classifier.steps import train_model as train
+from pool_classifier.model.profiles import ProfileConfig
 from spark_jobs import score_addresses as job
 from tests.model.features_day import write_day, write_parquet
 

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pool_classifier import registry, score, train
-from pool_classifier.feature_spec import FIRST_SEEN, ORIGINAL_FEATURES
+from pool_classifier.model import registry
+from pool_classifier.steps import score_addresses as score
+from pool_classifier.steps import train_model as train
+from pool_classifier.model.feature_spec import FIRST_SEEN, ORIGINAL_FEATURES
 from tests.model.features_day import feature_rows, write_day
 
 DS = "2024-03-02"
@@ -112,7 +114,7 @@ def test_a_missing_training_set_says_what_to_run(local_target):
 
 
 def test_recall_at_95_precision_is_read_off_the_curve():
-    from pool_classifier.evaluation import recall_at_precision
+    from pool_classifier.model.evaluation import recall_at_precision
 
     y = np.array([1, 1, 1, 0, 1, 0, 0, 0])
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
@@ -142,7 +144,7 @@ def test_a_day_without_a_champion_needs_training_whatever_the_cadence(local_targ
 
 
 def test_importance_uses_every_evaluation_pool_and_a_sample_of_the_others_beyond_the_cap(local_target):
-    from pool_classifier.profiles import ProfileConfig
+    from pool_classifier.model.profiles import ProfileConfig
 
     write_day(local_target, DS)
     config = train.TrainConfig(

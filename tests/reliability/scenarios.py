@@ -33,7 +33,10 @@ from typing import Callable
 
 import duckdb
 
-from pool_classifier import datasets, run_summary, synthetic_chain, targets, warehouse
+from pool_classifier import datasets, targets
+from tools import run_summary
+from tools import synthetic_chain
+from pool_classifier.io import warehouse
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START = dt.date(2024, 3, 1)

@@ -15,9 +15,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pool_classifier import datasets, extract, quality_gates, warehouse
-from pool_classifier.extract import NoBlocksError
-from pool_classifier.warehouse import MAX_MONEY_SATOSHI, WarehouseLoadError
+from pool_classifier import datasets
+from pool_classifier.steps import extract_day as extract
+from pool_classifier.steps import quality_gates
+from pool_classifier.io import warehouse
+from pool_classifier.steps.extract_day import NoBlocksError
+from pool_classifier.io.warehouse import MAX_MONEY_SATOSHI, WarehouseLoadError
 from tests.conftest import PROJECT_ROOT
 from tests.reliability.scenarios import DAY_LIST
 
@@ -272,7 +275,7 @@ def test_the_command_line_says_why_and_exits_non_zero(exports, wh):
     ordinary(rows)["outputs"][0]["value"] = -3
     write_rows(exports / "transactions.ndjson.gz", rows)
     run = subprocess.run(
-        [sys.executable, "-m", "pool_classifier.warehouse", "load", str(exports), "--warehouse", str(wh)],
+        [sys.executable, "-m", "pool_classifier.io.warehouse", "load", str(exports), "--warehouse", str(wh)],
         capture_output=True, text=True, env={"PYTHONPATH": str(PROJECT_ROOT / "plugins"), "PATH": "/usr/bin:/bin"},
     )
     assert run.returncode == 2

@@ -10,7 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pool_classifier import datasets, publish, quality_gates, registry, run_cost
+from pool_classifier import datasets
+from pool_classifier.steps import publish_predictions as publish
+from pool_classifier.steps import quality_gates
+from pool_classifier.model import registry
+from pool_classifier.io import cost_records as run_cost
 from tests.reliability.scenarios import CORE_OUTPUTS, DAY_LIST
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]

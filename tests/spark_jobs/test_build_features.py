@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from pool_classifier.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 from pool_classifier.targets import POOLS_FILE
 from spark_jobs import build_features as job
 from tests.conftest import REAL_DATA
@@ -249,7 +249,7 @@ def test_real_tagged_blocks_match_an_independent_reference(spark, pools):
 
 
 def test_publish_replaces_the_folder_with_the_same_content(spark, flows, tmp_path):
-    from pool_classifier.run_summary import folder_checksum
+    from tools.run_summary import folder_checksum
 
     outputs, inputs = flows
     features = job.address_features(job.ordinary_flows(outputs, inputs))

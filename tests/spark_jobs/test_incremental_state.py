@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from pool_classifier import datasets, extract, features, spark_submit, synthetic_chain, warehouse
-from pool_classifier.run_summary import folder_checksum
+from pool_classifier import datasets
+from pool_classifier.steps import extract_day as extract
+from pool_classifier.steps import build_features as features
+from pool_classifier.io import spark_runner as spark_submit
+from tools import synthetic_chain
+from pool_classifier.io import warehouse
+from tools.run_summary import folder_checksum
 from pool_classifier.targets import POOLS_FILE, current_target
 from spark_jobs import build_features as job
 

@@ -10,8 +10,11 @@ from decimal import Decimal
 
 import pytest
 
-from pool_classifier import extract, sql, synthetic_chain, warehouse
-from pool_classifier.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
+from pool_classifier.steps import extract_day as extract
+from pool_classifier.io import sql
+from tools import synthetic_chain
+from pool_classifier.io import warehouse
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 from spark_jobs import build_features as job
 
 

@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 import sqlglot
 
-from pool_classifier import datasets, extract, sql
+from pool_classifier import datasets
+from pool_classifier.steps import extract_day as extract
+from pool_classifier.io import sql
 from tests.conftest import REAL_DATA
 
 

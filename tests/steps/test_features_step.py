@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from pool_classifier import datasets, features
-from pool_classifier.spark_submit import SparkJobDataError
+from pool_classifier import datasets
+from pool_classifier.steps import build_features as features
+from pool_classifier.io.spark_runner import SparkJobDataError
 
 
 @pytest.mark.slow

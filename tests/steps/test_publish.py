@@ -6,7 +6,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pool_classifier import datasets, publish
+from pool_classifier import datasets
+from pool_classifier.steps import publish_predictions as publish
 
 
 def write_day(target, ds, n_scores, n_blocks):

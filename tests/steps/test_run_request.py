@@ -5,7 +5,7 @@ import pytest
 from airflow.sdk import Param
 from airflow.exceptions import ParamValidationError
 
-from pool_classifier.run_request import RunRequestError, check_request, param_schemas
+from pool_classifier.steps.check_request import RunRequestError, check_request, param_schemas
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -69,7 +69,9 @@ def test_the_form_schema_accepts_its_defaults_and_good_values():
 def test_a_dry_run_says_what_it_would_do_and_writes_nothing(local_target):
     from pathlib import Path
 
-    from pool_classifier import dag_steps, synthetic_chain, warehouse
+    from pool_classifier.orchestration import local as dag_steps
+    from tools import synthetic_chain
+    from pool_classifier.io import warehouse
 
     chain = Path(local_target.bucket).parent / "chain"
     synthetic_chain.generate(chain, dt.date(2024, 3, 1), days=1, tx_per_day=300, seed=3)

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from pool_classifier import storage, warehouse
+from pool_classifier.io import atomic as storage
+from pool_classifier.io import warehouse
 from tests.conftest import REAL_DATA
 
 

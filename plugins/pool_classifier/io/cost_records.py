@@ -358,7 +358,7 @@ def bytes_under(paths: Iterable[str | os.PathLike]) -> int:
 
 
 def write_local_record(target: Target, record: CostRecord) -> str:
-    from pool_classifier.storage import write_text_atomically
+    from pool_classifier.io.atomic import write_text_atomically
 
     run = RunInfo(record.dag_id, record.run_id, record.logical_date, record.task_id,
                   record.try_number, record.target)
@@ -428,7 +428,7 @@ def measure_local_step(
 
 def summarize_local_run(target: Target, ds: str, run_id: str) -> str:
     """The local run's cost table (written beside its records as summary.json)."""
-    from pool_classifier.storage import write_text_atomically
+    from pool_classifier.io.atomic import write_text_atomically
 
     summary = summarize(read_local_records(target, ds, run_id))
     write_text_atomically(summary_path(target, ds, run_id), json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -13,7 +13,7 @@ re-run), then raises `QualityGateError` if any check failed. The error names eac
 check with what was expected and what was observed, so the task log alone says what is
 wrong. Thresholds live in one place, `GateSettings`, each with its reason.
 
-    python -m pool_classifier.quality_gates {extract,features,scores} --ds 2024-03-01
+    python -m pool_classifier.steps.quality_gates {extract,features,scores} --ds 2024-03-01
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pool_classifier import datasets
-from pool_classifier.feature_spec import FEATURE_COLUMNS
-from pool_classifier.storage import write_text_atomically
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS
+from pool_classifier.io.atomic import write_text_atomically
 from pool_classifier.targets import Target, current_target
 
 GATES = ("extract", "features", "scores")

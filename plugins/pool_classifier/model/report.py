@@ -253,7 +253,7 @@ def render_html(markdown: str, folder: Path) -> str:
 
 def write_report(folder: Path, metadata: dict, eval_labels, eval_scores: dict, champion_curves: dict | None) -> Path:
     """Write the plots, report.md and report.html into `folder`; returns report.md."""
-    from pool_classifier.registry import REPORT_FILE, REPORT_HTML_FILE
+    from pool_classifier.model.registry import REPORT_FILE, REPORT_HTML_FILE
 
     folder = Path(folder)
     ds = metadata["trained_for"]

@@ -9,7 +9,7 @@ parsed by `google.cloud.bigquery.*JobConfig.from_api_repr`) and Dataproc's `Batc
 """
 from __future__ import annotations
 
-from pool_classifier import gcp_config
+from pool_classifier.targets import gcp as gcp_config
 from pool_classifier.targets import SQL_DIR
 
 PIPELINE_LABEL = "mining-pool-classifier"

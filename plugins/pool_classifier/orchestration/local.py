@@ -20,7 +20,7 @@ from airflow.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk import Asset, TaskGroup, get_current_context, task
 
 from pool_classifier import datasets
-from pool_classifier.runbook import CLEAR_TO_RERUN, task_doc
+from pool_classifier.orchestration.runbook import CLEAR_TO_RERUN, task_doc
 from pool_classifier.targets import Target
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ EXTRACT_DOC = task_doc(
     takes="1–5 s on the demo data.",
     rerun=CLEAR_TO_RERUN,
     failures="""`No blocks on <ds>`: the source has no data that day — load it
-    (`python -m pool_classifier.warehouse load DIR`), or pick a date the data covers (fails
+    (`python -m pool_classifier.io.warehouse load DIR`), or pick a date the data covers (fails
     at once, no retry).""",
 )
 
@@ -210,13 +210,13 @@ def _operator(step):
 
 def _data_errors() -> tuple[type[Exception], ...]:
     """Errors about the data or the request that a retry would not fix."""
-    from pool_classifier.drift import DriftError, FeatureDataError
-    from pool_classifier.extract import NoBlocksError
-    from pool_classifier.quality_gates import QualityGateError
-    from pool_classifier.registry import ModelMismatchError, ModelNotFoundError
-    from pool_classifier.spark_submit import SparkJobDataError
-    from pool_classifier.train import TrainingDataError
-    from pool_classifier.warehouse import WarehouseLoadError
+    from pool_classifier.model.drift import DriftError, FeatureDataError
+    from pool_classifier.steps.extract_day import NoBlocksError
+    from pool_classifier.steps.quality_gates import QualityGateError
+    from pool_classifier.model.registry import ModelMismatchError, ModelNotFoundError
+    from pool_classifier.io.spark_runner import SparkJobDataError
+    from pool_classifier.steps.train_model import TrainingDataError
+    from pool_classifier.io.warehouse import WarehouseLoadError
 
     return (NoBlocksError, TrainingDataError, ModelMismatchError, ModelNotFoundError,
             WarehouseLoadError, SparkJobDataError, QualityGateError, DriftError, FeatureDataError)
@@ -234,7 +234,7 @@ def _fail_without_retry_on_bad_data():
 @contextlib.contextmanager
 def _local_step(target: Target, step: str):
     """Run a local step: its cost recorded (wall time, bytes read), data errors failing at once."""
-    from pool_classifier import run_cost
+    from pool_classifier.io import cost_records as run_cost
 
     context = _context()
     reads = run_cost.local_step_inputs(target, step, context["ds"])
@@ -249,8 +249,8 @@ def _local_step(target: Target, step: str):
 def check_request(target: Target):
     @task.short_circuit(task_id="check_request", doc_md=CHECK_REQUEST_DOC)
     def check_request_task() -> bool:
-        from pool_classifier.run_request import RunRequestError
-        from pool_classifier.run_request import check_request as check
+        from pool_classifier.steps.check_request import RunRequestError
+        from pool_classifier.steps.check_request import check_request as check
 
         context = _context()
         try:
@@ -269,11 +269,11 @@ def check_request(target: Target):
 def _dry_run_plan(target: Target, ds: str) -> str:
     reads = ", ".join(datasets.extract_dir(target, t, ds) for t in datasets.EXTRACT_TABLES)
     if target.name == "gcp":
-        from pool_classifier import gcp_tasks
+        from pool_classifier.orchestration import gcp as gcp_tasks
 
         estimate = gcp_tasks.estimate_extract_bytes(ds)
     else:
-        from pool_classifier import extract
+        from pool_classifier.steps import extract_day as extract
 
         estimate = extract.count_blocks(target, ds)
     return f"would extract {ds} ({estimate}) to {reads}, then build features, train, score and publish."
@@ -281,7 +281,7 @@ def _dry_run_plan(target: Target, ds: str) -> str:
 
 def extract_day(target: Target):
     if target.name == "gcp":
-        from pool_classifier import gcp_tasks
+        from pool_classifier.orchestration import gcp as gcp_tasks
 
         group = gcp_tasks.extract_day_gcp(target)
     else:
@@ -296,7 +296,7 @@ def extract_day(target: Target):
 def _local_export(target: Target, table: str):
     @task(task_id=f"export_{table}", doc_md=EXTRACT_DOC)
     def export_task() -> dict:
-        from pool_classifier.extract import extract_table
+        from pool_classifier.steps.extract_day import extract_table
 
         with _local_step(target, "extract_day"):
             return extract_table(target, _ds(), table)
@@ -307,12 +307,12 @@ def _local_export(target: Target, table: str):
 def quality_gate(target: Target, gate: str):
     @task(task_id=f"check_{gate}", doc_md=GATE_DOCS[gate])
     def gate_task() -> dict:
-        from pool_classifier import quality_gates
+        from pool_classifier.steps import quality_gates
 
         ds = _ds()
         with _fail_without_retry_on_bad_data():
             if target.name == "gcp":
-                from pool_classifier import bucket_mirror
+                from pool_classifier.io import bucket_mirror
 
                 return bucket_mirror.gate_in_copy(bucket_mirror.for_target(target), target, gate, ds)
             return quality_gates.CHECKS[gate](target, ds)
@@ -322,13 +322,13 @@ def quality_gate(target: Target, gate: str):
 
 def build_features(target: Target):
     if target.name == "gcp":
-        from pool_classifier import gcp_tasks
+        from pool_classifier.orchestration import gcp as gcp_tasks
 
         step = gcp_tasks.build_features_gcp(target)
     else:
         @task(task_id="build_features", doc_md=FEATURES_DOC)
         def build_features_task() -> str:
-            from pool_classifier.features import build_features as run
+            from pool_classifier.steps.build_features import build_features as run
 
             with _local_step(target, "build_features"):
                 return run(target, _ds())
@@ -342,7 +342,7 @@ def should_train(target: Target):
     # Skipping only train_model: scoring runs on (trigger rule none_failed).
     @task.short_circuit(task_id="should_train", doc_md=SHOULD_TRAIN_DOC, ignore_downstream_trigger_rules=False)
     def should_train_task() -> bool:
-        from pool_classifier import train
+        from pool_classifier.steps import train_model as train
 
         context = _context()
         asked = context["params"].get("retrain") or "auto"
@@ -350,7 +350,7 @@ def should_train(target: Target):
             log.info("retrain=%s asked in the run's form", asked)
             return asked == "always"
         if target.name == "gcp":
-            from pool_classifier import bucket_mirror
+            from pool_classifier.io import bucket_mirror
 
             needed = bucket_mirror.needs_training_in_copy(bucket_mirror.for_target(target), target, context["ds"])
         else:
@@ -364,7 +364,7 @@ def should_train(target: Target):
 
 def train_model(target: Target):
     if target.name == "gcp":
-        from pool_classifier import gcp_tasks
+        from pool_classifier.orchestration import gcp as gcp_tasks
 
         step = gcp_tasks.train_model_gcp(target)
         _operator(step).outlets = [assets(target)["models"]]
@@ -372,7 +372,7 @@ def train_model(target: Target):
 
     @task(task_id="train_model", doc_md=TRAIN_DOC, outlets=[assets(target)["models"]])
     def train_model_task() -> dict:
-        from pool_classifier.train import train_model as run
+        from pool_classifier.steps.train_model import train_model as run
 
         with _local_step(target, "train_model"):
             result = run(target, _ds())
@@ -385,7 +385,7 @@ def train_model(target: Target):
 
 def score_addresses(target: Target):
     if target.name == "gcp":
-        from pool_classifier import gcp_tasks
+        from pool_classifier.orchestration import gcp as gcp_tasks
 
         step = gcp_tasks.score_addresses_gcp(target)
         _operator(step).outlets = [assets(target)["predictions"]]
@@ -395,7 +395,7 @@ def score_addresses(target: Target):
     @task(task_id="score_addresses", doc_md=SCORE_DOC, outlets=[assets(target)["predictions"]],
           trigger_rule="none_failed")
     def score_addresses_task() -> dict:
-        from pool_classifier.score import score_addresses as run
+        from pool_classifier.steps.score_addresses import score_addresses as run
 
         with _local_step(target, "score_addresses"):
             return run(target, _ds())
@@ -405,13 +405,13 @@ def score_addresses(target: Target):
 
 def publish_predictions(target: Target):
     if target.name == "gcp":
-        from pool_classifier import gcp_tasks
+        from pool_classifier.orchestration import gcp as gcp_tasks
 
         return gcp_tasks.publish_predictions_gcp(target)
 
     @task(task_id="publish_predictions", doc_md=PUBLISH_DOC)
     def publish_task() -> dict:
-        from pool_classifier.publish import publish_day
+        from pool_classifier.steps.publish_predictions import publish_day
 
         with _local_step(target, "publish_predictions"):
             return publish_day(target, _ds())
@@ -421,13 +421,13 @@ def publish_predictions(target: Target):
 
 def record_run_cost(target: Target):
     if target.name == "gcp":
-        from pool_classifier import gcp_tasks
+        from pool_classifier.orchestration import gcp as gcp_tasks
 
         return gcp_tasks.record_run_cost_gcp(target)
 
     @task(task_id="record_run_cost", doc_md=LOCAL_COST_DOC)
     def record_run_cost_task() -> str:
-        from pool_classifier import run_cost
+        from pool_classifier.io import cost_records as run_cost
 
         context = _context()
         try:

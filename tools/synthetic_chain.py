@@ -1,7 +1,7 @@
 """Write a deterministic synthetic Bitcoin chain, day by day, in the exact NDJSON shape of `bq extract` of
 `crypto_bitcoin.blocks` / `.transactions`, with the ground-truth role of every address it uses.
 
-    python -m pool_classifier.synthetic_chain --out DIR --start 2024-03-01 --days 3 --tx-per-day 20000 --seed 7
+    python -m tools.synthetic_chain --out DIR --start 2024-03-01 --days 3 --tx-per-day 20000 --seed 7
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import sys
 from collections import deque
 from pathlib import Path
 
-DEFAULT_POOLS_PATH = Path(__file__).resolve().parents[2] / "include" / "pools" / "pools-v2.json"
+DEFAULT_POOLS_PATH = Path(__file__).resolve().parents[1] / "include" / "pools" / "pools-v2.json"
 
 ROLES = ("pool_wallet", "pool_miner", "solo_miner", "exchange", "user", "faucet", "gambling",
          "payment_processor")

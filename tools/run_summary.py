@@ -6,7 +6,7 @@ promoted or not and why, the report), the predictions (with the champion that ma
 profiles and anomalies, the drift check, and every output path with a checksum, so that
 two runs can be compared.
 
-    python -m pool_classifier.run_summary --ds 2024-03-01
+    python -m tools.run_summary --ds 2024-03-01
 """
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-from pool_classifier import datasets, registry, score
+from pool_classifier import datasets
+from pool_classifier.model import registry
+from pool_classifier.steps import score_addresses as score
 from pool_classifier.targets import Target, current_target
 
 

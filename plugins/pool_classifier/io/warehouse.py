@@ -20,7 +20,7 @@ concatenated twice) loses nothing when kept once: its extra copies are quarantin
 `<warehouse folder>/quarantine/<file>.duplicates.json` with a summary of the counts, and a
 warning says so.
 
-    python -m pool_classifier.warehouse load DIR [--warehouse FILE]
+    python -m pool_classifier.io.warehouse load DIR [--warehouse FILE]
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def connect(path: str | Path, *, read_only: bool = False):
     if read_only and not path.exists():
         raise FileNotFoundError(
             f"No local warehouse at {path}. Load data first: "
-            "`make run` does it, or `python -m pool_classifier.warehouse load DIR`."
+            "`make run` does it, or `python -m pool_classifier.io.warehouse load DIR`."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
@@ -295,7 +295,7 @@ def _drop_exact_duplicates(con, file: Path, table: str, quarantine_dir: Path | N
             f"{file}: {extra_copies} duplicated {table} rows (same {keys}, same contents, "
             f"e.g. {', '.join(examples)})"
         )
-    from pool_classifier.storage import write_text_atomically
+    from pool_classifier.io.atomic import write_text_atomically
 
     quarantine_dir.mkdir(parents=True, exist_ok=True)
     copies_file = quarantine_dir / f"{file.name}.duplicates.json"

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from pool_classifier import datasets
-from pool_classifier.feature_spec import FEATURE_COLUMNS, FEATURE_VERSION
-from pool_classifier.storage import publish_dir, write_text_atomically
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FEATURE_VERSION
+from pool_classifier.io.atomic import publish_dir, write_text_atomically
 from pool_classifier.targets import PROJECT_ROOT, Target
 
 MODEL_FILE = "model.joblib"

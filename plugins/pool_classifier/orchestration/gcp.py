@@ -28,9 +28,11 @@ from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobO
 from airflow.providers.google.cloud.operators.dataproc import DataprocCreateBatchOperator
 from airflow.sdk import TaskGroup, get_current_context, task
 
-from pool_classifier import datasets, gcp_config, gcp_jobs
-from pool_classifier.gcp_config import template
-from pool_classifier.runbook import CLEAR_TO_RERUN, task_doc
+from pool_classifier import datasets
+from pool_classifier.targets import gcp as gcp_config
+from pool_classifier.targets import gcp_requests as gcp_jobs
+from pool_classifier.targets.gcp import template
+from pool_classifier.orchestration.runbook import CLEAR_TO_RERUN, task_doc
 from pool_classifier.targets import Target
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,7 @@ COST_DOC = task_doc(
 
 
 def _run_info(context, target: Target):
-    from pool_classifier.run_cost import RunInfo
+    from pool_classifier.io.cost_records import RunInfo
 
     return RunInfo.from_context(context, target)
 
@@ -132,7 +134,7 @@ def _save_cost_record(target: Target, record, gcp_conn_id: str = "google_cloud_d
     logged, never raised: the work it describes is done (or failed) already."""
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-    from pool_classifier import run_cost
+    from pool_classifier.io import cost_records as run_cost
 
     log.info("cost: %s", run_cost.describe(record))
     run = run_cost.RunInfo(record.dag_id, record.run_id, record.logical_date, record.task_id,
@@ -198,7 +200,7 @@ class CostRecordingBigQueryJobOperator(_GcpSettingsInTemplates, BigQueryInsertJo
     def _refuse_if_unpruned_or_over_cap(self) -> None:
         from google.cloud import bigquery
 
-        from pool_classifier import sql_checks
+        from pool_classifier.io import sql_checks
         from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
         problems = sql_checks.partition_filter_problems(self.estimate_sql)
@@ -234,7 +236,7 @@ class CostRecordingBigQueryJobOperator(_GcpSettingsInTemplates, BigQueryInsertJo
     def _record_cost(self, context, job_id: str | None) -> None:
         if not job_id:
             return
-        from pool_classifier import run_cost
+        from pool_classifier.io import cost_records as run_cost
         from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
         try:
@@ -282,7 +284,7 @@ class CostRecordingDataprocBatchOperator(_GcpSettingsInTemplates, DataprocCreate
 
         from google.cloud.dataproc_v1 import Batch
 
-        from pool_classifier import run_cost
+        from pool_classifier.io import cost_records as run_cost
 
         try:
             for poll in range(self.USAGE_POLLS):
@@ -331,7 +333,7 @@ def estimate_extract_bytes(ds: str) -> str:
 
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
-    from pool_classifier.extract import render_sql
+    from pool_classifier.steps.extract_day import render_sql
 
     settings = gcp_config.load_settings()
     client = BigQueryHook(use_legacy_sql=False).get_client(
@@ -365,8 +367,8 @@ def _batch(target: Target, task_id: str, step: str, job_file: str, args: list[st
 
 def features_batch_args(target: Target, ds: str, jobs_bucket: str) -> list[str]:
     """build_features' arguments on gcp: the same as local, the pools list from the jobs bucket."""
-    from pool_classifier import spark_submit
-    from pool_classifier.features import SETTINGS
+    from pool_classifier.io import spark_runner as spark_submit
+    from pool_classifier.steps.build_features import SETTINGS
 
     return spark_submit.features_job_args(target, ds, gcp_config.pools_uri(jobs_bucket), SETTINGS)
 
@@ -439,7 +441,7 @@ def record_run_cost_gcp(target: Target):
         from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-        from pool_classifier import run_cost
+        from pool_classifier.io import cost_records as run_cost
 
         context = get_current_context()
         ds, run_id = context["ds"], context["run_id"]

@@ -6,7 +6,7 @@ they are the same two tables, with the same columns (`include/schemas/pool_class
 in a DuckDB file beside the warehouse: the day's rows are deleted and inserted in one
 transaction, so a re-run replaces the day and a reader sees the old day or the new one.
 
-    python -m pool_classifier.publish --ds 2024-03-01
+    python -m pool_classifier.steps.publish_predictions --ds 2024-03-01
 """
 from __future__ import annotations
 

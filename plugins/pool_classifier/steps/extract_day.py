@@ -5,7 +5,7 @@ the logical date (`{{ ds }}`) exactly as Airflow renders it. On the local target
 transpiled by sqlglot and run by DuckDB over the local warehouse; on BigQuery the same
 text runs as is.
 
-    python -m pool_classifier.extract --ds 2024-03-01
+    python -m pool_classifier.steps.extract_day --ds 2024-03-01
 """
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from pool_classifier import datasets, sql
-from pool_classifier.storage import publish_dir
+from pool_classifier import datasets
+from pool_classifier.io import sql
+from pool_classifier.io.atomic import publish_dir
 from pool_classifier.targets import Target, current_target
-from pool_classifier.warehouse import CATALOG
+from pool_classifier.io.warehouse import CATALOG
 
 # Sort keys make local files byte-identical between runs (DuckDB scans in parallel).
 SORT_KEYS = {
@@ -41,7 +42,7 @@ def connect_warehouse(warehouse: str):
     if not Path(warehouse).exists():
         raise FileNotFoundError(
             f"No local warehouse at {warehouse}. Load crypto_bitcoin exports first "
-            "(`make run` does it; or `python -m pool_classifier.warehouse load DIR`)."
+            "(`make run` does it; or `python -m pool_classifier.io.warehouse load DIR`)."
         )
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")

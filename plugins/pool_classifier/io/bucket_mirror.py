@@ -166,10 +166,10 @@ def train_in_copy(store: Store, remote: Target, ds: str, train: Callable[[Target
     It reads the day's training set, `models/champion.json` and the champion in force
     before `ds` (to compare with), and the extracted days (their names: the data window).
     """
-    from pool_classifier import registry
+    from pool_classifier.model import registry
 
     if train is None:
-        from pool_classifier.train import train_model as train
+        from pool_classifier.steps.train_model import train_model as train
     with tempfile.TemporaryDirectory(prefix="train-", dir=workdir) as tmp:
         local = dataclasses.replace(remote, bucket=str(Path(tmp) / "bucket"))
         pulled = pull(store, datasets.features_dir(remote, "training_features", ds),
@@ -188,7 +188,7 @@ def train_in_copy(store: Store, remote: Target, ds: str, train: Callable[[Target
 
 def for_target(target: Target) -> CloudStorage:
     """The Cloud Storage bucket of a gcp target."""
-    from pool_classifier.gcp_config import split_gcs_uri
+    from pool_classifier.targets.gcp import split_gcs_uri
 
     return CloudStorage(split_gcs_uri(target.bucket + "/")[0])
 
@@ -216,7 +216,7 @@ def gate_reads(target: Target, gate: str, ds: str) -> list[str]:
 def gate_in_copy(store: Store, remote: Target, gate: str, ds: str, workdir: str | Path | None = None) -> dict:
     """A quality gate of `ds` on a local copy of what it reads; its figures written back
     to `quality/<gate>/dt=<ds>/` whether it passes or fails."""
-    from pool_classifier import quality_gates
+    from pool_classifier.steps import quality_gates
 
     with tempfile.TemporaryDirectory(prefix=f"gate-{gate}-", dir=workdir) as tmp:
         local = dataclasses.replace(remote, bucket=str(Path(tmp) / "bucket"))
@@ -231,7 +231,8 @@ def gate_in_copy(store: Store, remote: Target, gate: str, ds: str, workdir: str 
 
 def needs_training_in_copy(store: Store, remote: Target, ds: str) -> bool:
     """`train.needs_training` for a gcp target: reads only `models/champion.json`."""
-    from pool_classifier import registry, train
+    from pool_classifier.model import registry
+    from pool_classifier.steps import train_model as train
 
     with tempfile.TemporaryDirectory(prefix="champion-") as tmp:
         local = dataclasses.replace(remote, bucket=str(Path(tmp) / "bucket"))

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 # Composer maps only the dags/, plugins/ and data/ folders of its bucket onto the Airflow
 # machines, so the deploy puts include/ under plugins/ and names it with this variable.
 INCLUDE_DIR_ENV = "POOL_CLASSIFIER_INCLUDE_DIR"
@@ -65,7 +65,7 @@ def _local() -> Target:
 
 
 def _gcp() -> Target:
-    from pool_classifier.gcp_config import DATAPROC_SPARK_PROPERTIES
+    from pool_classifier.targets.gcp import DATAPROC_SPARK_PROPERTIES
 
     bucket = os.environ.get("POOL_CLASSIFIER_BUCKET", "")
     if not bucket:

@@ -18,7 +18,7 @@ version `<candidate>-<ds>` with its report, and becomes champion only if it beat
 in force before `ds` by `promotion_margin` of PR-AUC on the evaluation rows neither has been
 trained on. Same data and configuration ⇒ the same version, byte for byte.
 
-    python -m pool_classifier.train --ds 2024-03-01
+    python -m pool_classifier.steps.train_model --ds 2024-03-01
 """
 from __future__ import annotations
 
@@ -32,12 +32,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from pool_classifier import datasets, registry
-from pool_classifier.drift import CALENDAR_FEATURES, DriftConfig
-from pool_classifier.drift import reference as drift_reference
-from pool_classifier.feature_spec import FEATURE_COLUMNS, FEATURE_VERSION, FIRST_SEEN, ORIGINAL_FEATURES
-from pool_classifier.profiles import ProfileConfig
-from pool_classifier.registry import METADATA_FILE, MODEL_FILE  # noqa: F401 (their old home)
+from pool_classifier import datasets
+from pool_classifier.model import registry
+from pool_classifier.model.drift import CALENDAR_FEATURES, DriftConfig
+from pool_classifier.model.drift import reference as drift_reference
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FEATURE_VERSION, FIRST_SEEN, ORIGINAL_FEATURES
+from pool_classifier.model.profiles import ProfileConfig
+from pool_classifier.model.registry import METADATA_FILE, MODEL_FILE  # noqa: F401 (their old home)
 from pool_classifier.targets import Target, current_target
 
 log = logging.getLogger(__name__)
@@ -312,7 +313,7 @@ def decide(challenger: str, challenger_pr_auc: float, champion: dict | None, mar
 
 def _evaluate_champion(target: Target, ds: str, rows, split: Split, challenger_model, challenger: Candidate, config):
     """The champion in force before `ds` and the challenger, on the evaluation rows neither saw."""
-    from pool_classifier.evaluation import classification_metrics
+    from pool_classifier.model.evaluation import classification_metrics
 
     entry = registry.champion_entry(registry.read_promotions(target), ds, before=True)
     if entry is None:
@@ -355,9 +356,9 @@ def _in_bucket(target: Target, path: str) -> str:
 
 def train_model(target: Target, ds: str, config: TrainConfig = TrainConfig()) -> dict:
     """Train, compare, save and maybe promote; returns what the task log and XCom need."""
-    from pool_classifier import model_report
-    from pool_classifier.evaluation import classification_metrics, permutation_importances
-    from pool_classifier.profiles import fit_profiles
+    from pool_classifier.model import report as model_report
+    from pool_classifier.model.evaluation import classification_metrics, permutation_importances
+    from pool_classifier.model.profiles import fit_profiles
 
     if not config.candidates:
         raise ValueError("TrainConfig.candidates is empty: nothing to train")

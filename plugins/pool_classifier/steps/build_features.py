@@ -3,14 +3,14 @@
 The job itself is `spark_jobs/build_features.py`; this module only says where its
 inputs and outputs are and runs it on the target's Spark.
 
-    python -m pool_classifier.features --ds 2024-03-01
+    python -m pool_classifier.steps.build_features --ds 2024-03-01
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from pool_classifier import spark_submit
+from pool_classifier.io import spark_runner as spark_submit
 from pool_classifier.targets import POOLS_FILE, Target, current_target
 
 # The original labelled an address a pool address from 20 coinbase outputs on, and took

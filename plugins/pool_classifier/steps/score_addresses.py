@@ -17,7 +17,7 @@ Outputs for day `ds` (each folder replaced on a re-run):
   training data. Above the warning level the job warns; above the failure level it writes
   the drift report, no predictions, and fails with DriftError naming the features.
 
-    python -m pool_classifier.score --ds 2024-03-01 [--model-version hgb-2024-03-01]
+    python -m pool_classifier.steps.score_addresses --ds 2024-03-01 [--model-version hgb-2024-03-01]
 """
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ import logging
 import sys
 from pathlib import Path
 
-from pool_classifier import datasets, registry, spark_submit
-from pool_classifier.drift import DriftConfig, DriftError, FeatureDataError
-from pool_classifier.registry import ModelMismatchError, ModelNotFoundError  # noqa: F401 (raised by this step)
+from pool_classifier import datasets
+from pool_classifier.model import registry
+from pool_classifier.io import spark_runner as spark_submit
+from pool_classifier.model.drift import DriftConfig, DriftError, FeatureDataError
+from pool_classifier.model.registry import ModelMismatchError, ModelNotFoundError  # noqa: F401 (raised by this step)
 from pool_classifier.targets import Target, current_target
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,8 @@ def score_batch(version: registry.ModelVersion, batch, ds: str):
 
     import pandas as pd
 
-    from pool_classifier.profiles import apply_profiles
-    from pool_classifier.train import features_matrix, predict_scores
+    from pool_classifier.model.profiles import apply_profiles
+    from pool_classifier.steps.train_model import features_matrix, predict_scores
 
     batch = batch.reset_index(drop=True)
     scores = predict_scores(version.model, features_matrix(batch, version.features))

@@ -1,0 +1,1 @@
+"""The model: features' definitions, training, registry, evaluation, profiles, drift, report."""

@@ -1,0 +1,1 @@
+"""Airflow wiring: the only package that imports Airflow (task builders per target, alerts, runbook)."""
