@@ -37,13 +37,12 @@ for p in (ROOT / "plugins", ROOT):
         sys.path.insert(0, str(p))
 os.environ.setdefault("TZ", "UTC")
 
-from pool_classifier import targets# noqa: E402
-from pool_classifier.steps import extract_day as extract
+from pool_classifier import datasets, targets  # noqa: E402
+from pool_classifier.io import spark_runner, sql, warehouse
 from pool_classifier.steps import build_features as features
-from pool_classifier.io import spark_runner as spark_submit
-from pool_classifier.io import sql
+from pool_classifier.steps import extract_day as extract
+
 from tools import synthetic_chain
-from pool_classifier.io import warehouse
 
 BENCH = ROOT / "bench"
 DATA = BENCH / "data"
@@ -186,8 +185,8 @@ def startup(target: targets.Target) -> dict:
     a SparkSession: the fixed cost of every batch (JVM, Python driver, session)."""
     script = DATA / "noop_spark.py"
     script.write_text(NOOP_JOB)
-    timed_spark(lambda: spark_submit.run_local(target, script, []), repeat=1)  # warm the OS caches
-    return timed_spark(lambda: spark_submit.run_local(target, script, []), repeat=max(REPEAT, 2))
+    timed_spark(lambda: spark_runner.run_local(target, script, []), repeat=1)  # warm the OS caches
+    return timed_spark(lambda: spark_runner.run_local(target, script, []), repeat=max(REPEAT, 2))
 
 
 def clear_outputs(target: targets.Target) -> None:
@@ -254,19 +253,18 @@ def build_state(target: targets.Target, days_before: int) -> Path:
 
     from spark_jobs import build_features as job
 
-    os.environ.update(spark_submit.spark_env())
-    builder = SparkSession.builder.master(target.spark_master).appName("bench synthetic state")
+    os.environ.update(spark_runner.spark_env())
+    builder = SparkSession.builder.master(target.spark_conf["spark.master"]).appName("bench synthetic state")
     builder = builder.config("spark.ui.showConsoleProgress", "false")
     for key, value in target.spark_conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     try:
-        ext = f"{target.bucket}/extracts"
-        outputs = job.read_day(spark, f"{ext}/outputs", DS)
-        inputs = job.read_day(spark, f"{ext}/inputs", DS)
-        blocks = job.read_day(spark, f"{ext}/blocks", DS)
-        pools = spark.read.option("multiLine", True).json(str(targets.POOLS_FILE))
+        outputs = job.read_extract(spark, target, "outputs", DS)
+        inputs = job.read_extract(spark, target, "inputs", DS)
+        blocks = job.read_extract(spark, target, "blocks", DS)
+        pools = spark.read.option("multiLine", True).json(str(datasets.POOLS_FILE))
         day = job.day_partials(job.ordinary_flows(outputs, inputs))
         day_path = str(STATES / "day_partials")
         if not Path(day_path).exists():

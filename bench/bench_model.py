@@ -36,10 +36,11 @@ for p in (ROOT / "plugins", ROOT, ROOT / "bench"):
 os.environ.setdefault("TZ", "UTC")
 
 import bench_features  # noqa: E402  (the bench day: generated, loaded and extracted once)
-from pool_classifier import datasets, targets# noqa: E402
+from pool_classifier import datasets, targets  # noqa: E402
+from pool_classifier.io import spark_runner
+from pool_classifier.model import scoring
 from pool_classifier.steps import build_features as features
 from pool_classifier.steps import score_addresses as score
-from pool_classifier.io import spark_runner as spark_submit
 from pool_classifier.steps import train_model as train
 
 DS = bench_features.DS
@@ -114,25 +115,24 @@ def bench_spark(target: targets.Target) -> dict:
     from spark_jobs import score_addresses as job
 
     # The executors' Python: this venv, the project's package (as spark-submit is given them).
-    env = spark_submit.spark_env()
+    env = spark_runner.spark_env()
     env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(ROOT)])
     os.environ.update({k: env[k] for k in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "SPARK_LOCAL_IP")})
-    builder = SparkSession.builder.master(target.spark_master).appName("bench scoring")
+    builder = SparkSession.builder.master(target.spark_conf["spark.master"]).appName("bench scoring")
     for key, value in target.spark_conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(job.ARROW_BATCH_ROWS))
     try:
-        registry_root = datasets.models_root(target)
-        model = job.load_model(spark, registry_root, job.resolve_version(spark, registry_root, DS, None))
+        model = job.load_model(spark, target, job.resolve_version(spark, target, DS, None))
         broadcast = spark.sparkContext.broadcast(model)
         runs = []
         for _ in range(REPEAT):
             t = time.perf_counter()
             feats = spark.read.parquet(datasets.features_dir(target, "address_features", DS))
             labels = spark.read.parquet(datasets.features_dir(target, "address_labels", DS))
-            scored = job.score(job.with_known_pool(feats, labels), broadcast, score.model_inputs(model[3]), DS)
+            scored = job.score(job.with_known_pool(feats, labels), broadcast, scoring.model_inputs(model[3]), DS)
             scored.write.format("noop").mode("overwrite").save()
             runs.append(time.perf_counter() - t)
         rows = spark.read.parquet(datasets.features_dir(target, "address_features", DS)).count()

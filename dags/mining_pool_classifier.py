@@ -1,20 +1,9 @@
 """
 ### mining_pool_classifier — find Bitcoin mining-pool addresses, every day
 
-**Runbook.** Each daily run (logical date `ds`, a UTC day) does, in order:
-
-| task | reads | writes (replaced on a re-run) | usually |
-|---|---|---|---|
-| `check_request` | the run's form (Params) | — (a dry run stops here) | < 1 s |
-| `extract_day.export_*` | `crypto_bitcoin.blocks`, `.transactions` for `ds` | `extracts/{blocks,outputs,inputs}/dt=ds/` | 5 s local, 1 min gcp |
-| `check_extract` | the day's extracts | `quality/extract/dt=ds/figures.json` | < 2 s |
-| `build_features` | `extracts/*/dt=ds`, `state/*/dt=ds-1` | `state/*/dt=ds/`, `features/{address_features,block_pools,address_labels,training_features}/dt=ds/` | 30 s local, 3 min gcp |
-| `check_features` | the day's features | `quality/features/dt=ds/figures.json` | < 2 s |
-| `should_train` → `train_model` | the day's training set, the champion | `models/<version>/` (model, metadata, report), `models/champion.json` on a promotion | 5–30 s |
-| `score_addresses` | the day's active addresses, the champion | `predictions/{address_scores,address_profiles,drift}/dt=ds/` | 20 s local, 3 min gcp |
-| `check_scores` | the day's scores, the day before's | `quality/scores/dt=ds/figures.json` | < 2 s |
-| `publish_predictions` | the day's predictions and block pools | tables `address_scores`, `block_pools` (day partition) | < 5 s |
-| `record_run_cost` | the run's cost records | `run_costs/dt=ds/` (and BigQuery `run_costs` on gcp) | < 2 s |
+**Runbook.** Each daily run (logical date `ds`, a UTC day) runs the steps of the table
+below, in order; each task's own doc says what it reads and writes, how long it usually
+takes, how to re-run it and its common failures.
 
 Where the folders are depends on the target (`POOL_CLASSIFIER_TARGET`, default `local`:
 `data/bucket/` in the project; `gcp`: the Cloud Storage bucket). The model report of a
@@ -56,13 +45,14 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, chain, dag
-
-from pool_classifier.orchestration import local as dag_steps
+from pool_classifier import steps
+from pool_classifier.orchestration import tasks_for
 from pool_classifier.orchestration.alerts import OnCallNotifier, dag_deadline
 from pool_classifier.steps.check_request import param_schemas
 from pool_classifier.targets import current_target
 
 TARGET = current_target()
+TASKS = tasks_for(TARGET)
 
 
 @dag(
@@ -73,7 +63,7 @@ TARGET = current_target()
     start_date=pendulum.datetime(2009, 1, 3, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    doc_md=__doc__,
+    doc_md=__doc__ + "\n**The steps** (declared in `pool_classifier/steps/__init__.py`):\n\n" + steps.markdown_table(),
     tags=["bitcoin", "mining-pools", "ml", f"target:{TARGET.name}"],
     params={name: Param(**schema) for name, schema in param_schemas(TARGET.name).items()},
     deadline=dag_deadline(),
@@ -85,19 +75,19 @@ TARGET = current_target()
     },
 )
 def mining_pool_classifier():
-    request = dag_steps.check_request(TARGET)
-    extracted = dag_steps.extract_day(TARGET)
-    extract_ok = dag_steps.quality_gate(TARGET, "extract")
-    featured = dag_steps.build_features(TARGET)
-    features_ok = dag_steps.quality_gate(TARGET, "features")
-    train_today = dag_steps.should_train(TARGET)
-    model = dag_steps.train_model(TARGET)
-    scored = dag_steps.score_addresses(TARGET)
-    scores_ok = dag_steps.quality_gate(TARGET, "scores")
-    published = dag_steps.publish_predictions(TARGET)
-    cost = dag_steps.record_run_cost(TARGET)
-    chain(request, extracted, extract_ok, featured, features_ok, train_today, model, scored,
-          scores_ok, published, cost)
+    chain(
+        TASKS.check_request(),
+        TASKS.extract_day(),
+        TASKS.check_extract(),
+        TASKS.build_features(),
+        TASKS.check_features(),
+        TASKS.should_train(),
+        TASKS.train_model(),
+        TASKS.score_addresses(),
+        TASKS.check_scores(),
+        TASKS.publish_predictions(),
+        TASKS.record_run_cost(),  # a teardown: runs whatever failed
+    )
 
 
 mining_pool_classifier()

@@ -34,7 +34,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT / "plugins"))
 
-from pool_classifier.targets import gcp as gcp_config# noqa: E402
+from pool_classifier import datasets  # noqa: E402
+from pool_classifier.targets import gcp as gcp_config  # noqa: E402
 from pool_classifier.targets.gcp import GcpSettings, GcpSettingsError  # noqa: E402
 
 PACKAGE_DIR = PROJECT_ROOT / "plugins" / "pool_classifier"
@@ -154,11 +155,11 @@ def plan(values: dict, settings_json: str, code_zip: Path, skip_pypi: bool = Fal
     steps = [Step(f"zip plugins/pool_classifier into {code_zip.name} (the batches import it)")]
     steps += [
         Step("spark jobs", [*gcloud, "storage", "rsync", "spark_jobs",
-                            f"{gcp_config.jobs_root(jobs)}/spark_jobs", "--recursive",
+                            f"{datasets.jobs_root(jobs)}/spark_jobs", "--recursive",
                             "--delete-unmatched-destination-objects", f"--exclude={EXCLUDE}"]),
-        Step("the code", [*gcloud, "storage", "cp", str(code_zip), gcp_config.code_zip_uri(jobs)]),
+        Step("the code", [*gcloud, "storage", "cp", str(code_zip), datasets.code_zip_uri(jobs)]),
         Step("the pools list", [*gcloud, "storage", "cp", "include/pools/pools-v2.json",
-                                gcp_config.pools_uri(jobs)]),
+                                datasets.pools_uri(jobs)]),
         Step("the dataset", ["bq", f"--project_id={values['project']}", f"--location={gcp_config.BIGQUERY_LOCATION}",
                              "mk", "--dataset", "--description=mining_pool_classifier outputs", dataset],
              unless=["bq", f"--project_id={values['project']}", "show", "--dataset", dataset]),
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                                         cwd=PROJECT_ROOT).stdout.strip()
             values["composer_bucket"] = dag_prefix.rsplit("/dags", 1)[0]
     with tempfile.TemporaryDirectory(prefix="deploy-") as tmp:
-        code_zip = Path(tmp) / gcp_config.CODE_ZIP_NAME
+        code_zip = Path(tmp) / datasets.CODE_ZIP_NAME
         for step in plan(values, settings_json, code_zip, skip_pypi=args.skip_pypi):
             print(prefix + step.show(), flush=True)
             if args.dry_run:

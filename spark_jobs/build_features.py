@@ -23,11 +23,13 @@ import string
 import sys
 from datetime import date, timedelta
 
+from pool_classifier import datasets
+from pool_classifier.errors import DATA_ERROR_EXIT_CODE, StateOrderError
+from pool_classifier.io import spark_io
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
+from pool_classifier.steps.build_features import SETTINGS
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-
-from pool_classifier.io import spark_io as spark_publish
-from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 
 SECONDS_PER_DAY = 86400
 SATOSHI_SUM = "decimal(38,0)"
@@ -56,10 +58,6 @@ PARTIALS = {
     "gap_sum": SATOSHI_SUM,      # Σ gaps between consecutive distinct times (s)
     "gap_sumsq": SATOSHI_SUM,    # Σ gaps²
 }
-
-
-def partial_columns() -> list[str]:
-    return [f"{p}_{name}" for p in SIDE_PREFIX.values() for name in PARTIALS]
 
 
 def ordinary_flows(outputs: DataFrame, inputs: DataFrame) -> DataFrame:
@@ -420,36 +418,26 @@ def training_set(state: DataFrame, labels: DataFrame, negatives_per_positive: fl
 # ---------------------------------------------------------------- I/O
 
 
-def read_day(spark: SparkSession, root: str, ds: str) -> DataFrame:
+def read_extract(spark: SparkSession, where: datasets.HasBucket, table: str, ds: str) -> DataFrame:
     """One extracted day of one extract table."""
-    return spark.read.parquet(f"{root}/dt={ds}")
-
-
-class StateOrderError(RuntimeError):
-    """The state of the day before is missing: days must be built in date order."""
-
-
-# Exit code for errors in the data or its order, that a retry would not fix.
-DATA_ERROR_EXIT_CODE = 3
+    return spark.read.parquet(datasets.extract_dir(where, table, ds))
 
 
 def _day_folders(spark: SparkSession, root: str) -> list[str]:
     """The `dt=` days present under a folder (ignoring hidden temporary folders), sorted."""
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(root)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    path, fs = spark_io.file_system(spark, root)
     if not fs.exists(path):
         return []
     names = [status.getPath().getName() for status in fs.listStatus(path)]
     return sorted(n[3:] for n in names if n.startswith("dt="))
 
 
-def previous_state(spark: SparkSession, state_root: str, ds: str) -> DataFrame | None:
+def previous_state(spark: SparkSession, where: datasets.HasBucket, table: str, ds: str) -> DataFrame | None:
     """The state of the day before `ds`; None when `ds` starts the history.
 
     Refuses to build on a gap: merging needs every earlier day, in order.
     """
-    days = [d for d in _day_folders(spark, state_root) if d < ds]
+    days = [d for d in _day_folders(spark, datasets.state_table_root(where, table)) if d < ds]
     if not days:
         return None
     day_before = (date.fromisoformat(ds) - timedelta(days=1)).isoformat()
@@ -459,29 +447,30 @@ def previous_state(spark: SparkSession, state_root: str, ds: str) -> DataFrame |
             f"run the days from {(date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat()} "
             f"to {day_before} first, in date order."
         )
-    return spark.read.parquet(f"{state_root}/dt={day_before}")
+    return spark.read.parquet(datasets.state_dir(where, table, day_before))
 
 
-def drop_later_states(spark: SparkSession, roots: list[str], ds: str) -> list[str]:
+def drop_later_states(spark: SparkSession, where: datasets.HasBucket, ds: str) -> list[str]:
     """States after `ds` were built on the old `ds`: remove them so they get rebuilt in order."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
     dropped = []
-    for root in roots:
-        for day in _day_folders(spark, root):
+    for table in datasets.STATE_TABLES:
+        for day in _day_folders(spark, datasets.state_table_root(where, table)):
             if day > ds:
-                path = jvm.org.apache.hadoop.fs.Path(f"{root}/dt={day}")
-                path.getFileSystem(conf).delete(path, True)
+                path, fs = spark_io.file_system(spark, datasets.state_dir(where, table, day))
+                fs.delete(path, True)
                 dropped.append(day)
     return sorted(set(dropped))
 
 
-def publish(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str]) -> int:
+def write_table(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str], parts: int = 1) -> int:
     """Write `df` beside `final`, then swap it into place (never a half-written folder).
 
-    One sorted file named part-00000.parquet, so a re-run gives byte-identical output.
+    `parts` sorted files (rows hash-partitioned on the first sort column) named
+    part-00000.parquet, part-00001.parquet, … in partition order, so a re-run gives the same
+    files. Returns the number of rows written.
     """
-    return publish_parts(spark, df, final, sort_by, 1)
+    spark_io.write_parquet(spark, df, final, sort_by, parts)
+    return spark.read.parquet(final).count()
 
 
 # Rows per file of the address state: it grows with the history, and one file means one
@@ -495,43 +484,30 @@ def state_files(rows: int) -> int:
     return max(1, min(MAX_STATE_FILES, -(-rows // STATE_ROWS_PER_FILE)))
 
 
-def publish_parts(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str], parts: int) -> int:
-    """`publish` as `parts` files: rows hash-partitioned on the first sort column, each file
-    sorted, named part-00000.parquet, part-00001.parquet, … in partition order, so a re-run
-    gives the same files. Returns the number of rows written."""
-    spark_publish.write_parquet(spark, df, final, sort_by, parts)
-    return spark.read.parquet(final).count()
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Build per-address features and pool labels for a day.")
     parser.add_argument("--ds", required=True, help="logical date YYYY-MM-DD (UTC)")
-    parser.add_argument("--extracts", required=True, help="root of extracts/ (blocks, outputs, inputs)")
-    parser.add_argument("--state", required=True, help="root of state/ (address_state, coinbase_receipts)")
-    parser.add_argument("--features", required=True, help="root of features/ (outputs of the day)")
+    parser.add_argument("--bucket", required=True, help="root of extracts/, state/, features/ (a folder or gs://)")
     parser.add_argument("--pools", required=True, help="pools-v2.json (known pools, tags, addresses)")
-    parser.add_argument("--min-coinbase-outputs", type=int, default=20)
-    parser.add_argument("--negatives-per-positive", type=float, default=100.0)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--min-coinbase-outputs", type=int, default=SETTINGS.min_coinbase_outputs)
+    parser.add_argument("--negatives-per-positive", type=float, default=SETTINGS.negatives_per_positive)
+    parser.add_argument("--seed", type=int, default=SETTINGS.seed)
     return parser.parse_args(argv)
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> str:
     """Build the day: state, labels, features of the active addresses, training set."""
-    extracts, state_root, out = (p.rstrip("/") for p in (args.extracts, args.state, args.features))
-    address_state_root = f"{state_root}/address_state"
-    receipts_root = f"{state_root}/coinbase_receipts"
-
-    previous = previous_state(spark, address_state_root, args.ds)
-    previous_receipts = previous_state(spark, receipts_root, args.ds)
-    dropped = drop_later_states(spark, [address_state_root, receipts_root], args.ds)
+    where, ds = datasets.Bucket(args.bucket.rstrip("/")), args.ds
+    previous = previous_state(spark, where, "address_state", ds)
+    previous_receipts = previous_state(spark, where, "coinbase_receipts", ds)
+    dropped = drop_later_states(spark, where, ds)
     if dropped:
-        print(f"build_features {args.ds}: removed the states of {', '.join(dropped)}, built on the "
-              f"old {args.ds}; re-run those days in order.")
+        print(f"build_features {ds}: removed the states of {', '.join(dropped)}, built on the "
+              f"old {ds}; re-run those days in order.")
 
-    outputs = read_day(spark, f"{extracts}/outputs", args.ds)
-    inputs = read_day(spark, f"{extracts}/inputs", args.ds)
-    blocks = read_day(spark, f"{extracts}/blocks", args.ds)
+    outputs = read_extract(spark, where, "outputs", ds)
+    inputs = read_extract(spark, where, "inputs", ds)
+    blocks = read_extract(spark, where, "blocks", ds)
     pools = spark.read.option("multiLine", True).json(args.pools)
 
     # Parquet counts read only the footers: they size the state's files without computing.
@@ -539,37 +515,37 @@ def run(spark: SparkSession, args: argparse.Namespace) -> str:
     rows_at_most = day_flows + (previous.count() if previous is not None else 0)
     day = day_partials(ordinary_flows(outputs, inputs))
     state = merge_state(previous if previous is not None else empty_state(spark), day)
-    n_state = publish_parts(
-        spark, state, f"{address_state_root}/dt={args.ds}", ["address"], state_files(rows_at_most)
+    n_state = write_table(
+        spark, state, datasets.state_dir(where, "address_state", ds), ["address"], state_files(rows_at_most)
     )
-    state = spark.read.parquet(f"{address_state_root}/dt={args.ds}")
+    state = spark.read.parquet(datasets.state_dir(where, "address_state", ds))
 
     coinbase_outputs = outputs.where("is_coinbase").select("block_number", "address")
     block_pools = attribute_blocks(blocks, coinbase_outputs, pools).cache()
     receipts = coinbase_receipts(block_pools, coinbase_outputs)
     if previous_receipts is not None:
         receipts = merge_receipts(previous_receipts, receipts)
-    publish(spark, receipts, f"{receipts_root}/dt={args.ds}", ["address", "pool_id"])
-    receipts = spark.read.parquet(f"{receipts_root}/dt={args.ds}")
+    write_table(spark, receipts, datasets.state_dir(where, "coinbase_receipts", ds), ["address", "pool_id"])
+    receipts = spark.read.parquet(datasets.state_dir(where, "coinbase_receipts", ds))
     labels = address_labels(receipts, pools, args.min_coinbase_outputs)
 
     # Only the addresses active today changed: only they are rescored. Every earlier time
     # in the state is before the day, so the active ones are those last seen on the day
     # (a filter on the state just written: no join).
-    active = features_from_state(state.where(active_on(args.ds)))
+    active = features_from_state(state.where(active_on(ds)))
     training = training_set(state, labels, args.negatives_per_positive, args.seed)
 
-    n_active = publish_parts(
-        spark, active, f"{out}/address_features/dt={args.ds}", ["address"], state_files(day_flows)
+    n_active = write_table(
+        spark, active, datasets.features_dir(where, "address_features", ds), ["address"], state_files(day_flows)
     )
-    n_blocks = publish(spark, block_pools, f"{out}/block_pools/dt={args.ds}", ["block_number"])
+    n_blocks = write_table(spark, block_pools, datasets.features_dir(where, "block_pools", ds), ["block_number"])
     n_attributed = block_pools.where("pool_id IS NOT NULL").count()
-    n_labels = publish(spark, labels, f"{out}/address_labels/dt={args.ds}", ["address"])
-    n_training = publish(spark, training, f"{out}/training_features/dt={args.ds}", ["address"])
+    n_labels = write_table(spark, labels, datasets.features_dir(where, "address_labels", ds), ["address"])
+    n_training = write_table(spark, training, datasets.features_dir(where, "training_features", ds), ["address"])
     unaddressed = count_unaddressed(outputs, inputs)
     block_pools.unpersist()
     return (
-        f"build_features {args.ds}: {n_active} active addresses featured of {n_state} in the state "
+        f"build_features {ds}: {n_active} active addresses featured of {n_state} in the state "
         f"({unaddressed} flows without an address left out); {n_attributed} of {n_blocks} blocks "
         f"attributed to a pool; {n_labels} pool addresses labelled; training set {n_training} rows"
     )

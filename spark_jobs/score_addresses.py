@@ -1,11 +1,11 @@
 """score_addresses: score one day's active addresses with a registry model, in Spark.
 
 Reads `features/address_features/dt=<ds>` and `features/address_labels/dt=<ds>`, and the
-model version from the registry (`--registry`, i.e. `<bucket>/models`): the day's champion
+model version from the registry (`<bucket>/models`): the day's champion
 from `champion.json`, or `--model-version`. The driver reads the version's files through
 Hadoop's file systems (local paths and gs:// alike), checks them against this code, and
 broadcasts their bytes; each executor unpickles them once and scores Arrow batches with `mapInPandas`
-through `pool_classifier.steps.score_addresses.score_batch`, the function in-process scoring uses too.
+through `pool_classifier.model.scoring.score_batch`, the function in-process scoring uses too.
 
 Writes for `ds`, each folder swapped into place whole (never half-written):
 * `predictions/drift/dt=<ds>/{drift.json,drift.md}`: PSI per feature against the training data;
@@ -17,8 +17,7 @@ this code, or there is no model, it exits with code 3 after printing `<ErrorClas
 (a retry would fail the same way); with drift far above the limit, only the drift report is
 written.
 
-    spark-submit score_addresses.py --ds 2024-03-01 --features <bucket>/features \
-        --registry <bucket>/models --predictions <bucket>/predictions [--model-version V]
+    spark-submit score_addresses.py --ds 2024-03-01 --bucket <bucket> [--model-version V]
 """
 from __future__ import annotations
 
@@ -27,19 +26,25 @@ import json
 import sys
 import time
 
+from pool_classifier import datasets
+from pool_classifier.errors import DATA_ERROR_EXIT_CODE
+from pool_classifier.io import spark_io
+from pool_classifier.model import drift, registry
+from pool_classifier.model.scoring import (
+    PREDICTION_COLUMNS,
+    PROFILE_COLUMNS,
+    SCORED_SCHEMA,
+    check_features,
+    model_inputs,
+)
+from pool_classifier.steps.score_addresses import (
+    DRIFT_FILE,
+    DRIFT_REPORT_FILE,
+    JOB_ERRORS,
+)
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pool_classifier.model import drift
-from pool_classifier.model import registry
-from pool_classifier.io import spark_io as spark_publish
-from pool_classifier.steps.score_addresses import (
-    DRIFT_FILE, DRIFT_REPORT_FILE, JOB_ERRORS, PREDICTION_COLUMNS, PROFILE_COLUMNS, SCORED_SCHEMA,
-    check_features, model_inputs, score_batch,
-)
-
-# Exit code for errors that a retry would not fix (spark_submit.DATA_ERROR_EXIT_CODE).
-DATA_ERROR_EXIT_CODE = 3
 # Rows per predictions file: a day is one file up to this size.
 ROWS_PER_FILE = 2_000_000
 # Rows per Arrow batch handed to the model (Spark's default 10,000 pays scikit-learn's
@@ -64,11 +69,11 @@ def score(features: DataFrame, model, inputs: list[str], ds: str) -> DataFrame:
     """
     def score_batches(batches):
         from pool_classifier.model import registry as registry_
-        from pool_classifier.steps import score_addresses as score_
+        from pool_classifier.model import scoring
 
         loaded = registry_.cached_version_from_bytes(*model.value)
         for batch in batches:
-            yield score_.score_batch(loaded, batch, ds)
+            yield scoring.score_batch(loaded, batch, ds)
 
     # Doubles cross to Python as Arrow doubles (exact satoshi DECIMALs would arrive as Python
     # Decimal objects, slow to convert); score_batch casts to double all the same.
@@ -112,7 +117,7 @@ def drift_counts(features: DataFrame, reference: dict):
 
 def read_bytes(spark: SparkSession, path: str) -> bytes:
     """One small file's bytes through Hadoop's file systems (local, gs://), in the driver."""
-    hadoop_path, fs = spark_publish.file_system(spark, path)
+    hadoop_path, fs = spark_io.file_system(spark, path)
     if not fs.exists(hadoop_path):
         raise registry.ModelNotFoundError(f"{path} not found; run train_model for the day first.")
     stream = fs.open(hadoop_path)
@@ -122,11 +127,11 @@ def read_bytes(spark: SparkSession, path: str) -> bytes:
         stream.close()
 
 
-def resolve_version(spark: SparkSession, registry_root: str, ds: str, explicit: str | None) -> str:
+def resolve_version(spark: SparkSession, where: datasets.HasBucket, ds: str, explicit: str | None) -> str:
     if explicit:
         return explicit
-    pointer = f"{registry_root}/{registry.CHAMPION_FILE}"
-    path, fs = spark_publish.file_system(spark, pointer)
+    pointer = datasets.champion_file(where)
+    path, fs = spark_io.file_system(spark, pointer)
     if not fs.exists(path):
         raise registry.ModelNotFoundError(
             f"no champion for {ds}: {pointer} does not exist; run train_model for the day first."
@@ -140,9 +145,9 @@ def resolve_version(spark: SparkSession, registry_root: str, ds: str, explicit: 
     return entry["version"]
 
 
-def load_model(spark: SparkSession, registry_root: str, version: str) -> tuple[str, bytes, bytes, dict]:
+def load_model(spark: SparkSession, where: datasets.HasBucket, version: str) -> tuple[str, bytes, bytes, dict]:
     """The version's files as bytes, checked against this code (ModelMismatchError)."""
-    folder = f"{registry_root}/{version}"
+    folder = datasets.model_dir(where, version)
     metadata = json.loads(read_bytes(spark, f"{folder}/{registry.METADATA_FILE}"))
     registry.check_compatible(version, metadata)
     model_bytes = read_bytes(spark, f"{folder}/{registry.MODEL_FILE}")
@@ -150,18 +155,13 @@ def load_model(spark: SparkSession, registry_root: str, version: str) -> tuple[s
     return version, model_bytes, profiles_bytes, metadata
 
 
-def publish_files(spark: SparkSession, final: str, files: dict[str, str]) -> None:
-    """Small text files written into a folder beside `final`, then swapped into place."""
-    spark_publish.write_text_files(spark, final, files)
-
-
-def publish(spark: SparkSession, df: DataFrame, final: str, rows: int) -> None:
+def write_table(spark: SparkSession, df: DataFrame, final: str, rows: int) -> None:
     """`df` as Parquet files sorted by address, named part-00000.parquet, …, swapped into place.
 
     Rows are hash-partitioned on the address (one file per ROWS_PER_FILE rows), so a re-run
     writes the same files.
     """
-    spark_publish.write_parquet(spark, df, final, ["address"], max(1, -(-rows // ROWS_PER_FILE)))
+    spark_io.write_parquet(spark, df, final, ["address"], max(1, -(-rows // ROWS_PER_FILE)))
 
 
 # ---------------------------------------------------------------- main
@@ -170,9 +170,7 @@ def publish(spark: SparkSession, df: DataFrame, final: str, rows: int) -> None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Score one day's addresses with a registry model.")
     parser.add_argument("--ds", required=True, help="logical date YYYY-MM-DD (UTC)")
-    parser.add_argument("--features", required=True, help="root of features/ (address_features, address_labels)")
-    parser.add_argument("--registry", required=True, help="root of the model registry (<bucket>/models)")
-    parser.add_argument("--predictions", required=True, help="root of predictions/ (outputs of the day)")
+    parser.add_argument("--bucket", required=True, help="root of features/, models/ and predictions/ (a folder or gs://)")
     parser.add_argument("--model-version", help="score with this version instead of the day's champion")
     parser.add_argument("--warn-psi", type=float, default=drift.DriftConfig.warn_psi)
     parser.add_argument("--fail-psi", type=float, default=drift.DriftConfig.fail_psi)
@@ -180,16 +178,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
-    features_root, registry_root, out = (p.rstrip("/") for p in (args.features, args.registry, args.predictions))
+    where = datasets.Bucket(args.bucket.rstrip("/"))
     started = time.monotonic()
     seconds = {}
-    version = resolve_version(spark, registry_root, args.ds, args.model_version)
-    model = load_model(spark, registry_root, version)
+    version = resolve_version(spark, where, args.ds, args.model_version)
+    model = load_model(spark, where, version)
     metadata = model[3]
 
-    features = spark.read.parquet(f"{features_root}/address_features/dt={args.ds}")
+    features = spark.read.parquet(datasets.features_dir(where, "address_features", args.ds))
     check_features(metadata, features.columns, args.ds)
-    labels = spark.read.parquet(f"{features_root}/address_labels/dt={args.ds}")
+    labels = spark.read.parquet(datasets.features_dir(where, "address_labels", args.ds))
 
     seconds["load model"] = time.monotonic() - started
     reference = metadata["drift_reference"]
@@ -200,7 +198,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     )
     status = "fail" if result["fail"] else "warn" if result["warn"] else "ok"
     result = {**result, "ds": args.ds, "model_version": version, "status": status, "message": drift.message(result)}
-    publish_files(spark, f"{out}/drift/dt={args.ds}", {
+    spark_io.write_text_files(spark, datasets.drift_dir(where, args.ds), {
         DRIFT_FILE: json.dumps(result, indent=2, sort_keys=True) + "\n",
         DRIFT_REPORT_FILE: drift.render_markdown(result, args.ds, version),
     })
@@ -214,8 +212,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     scored = score(with_known_pool(features, labels), broadcast, model_inputs(metadata), args.ds).cache()
     rows = scored.count()
     seconds["score"] = time.monotonic() - started - sum(seconds.values())
-    publish(spark, scored.select(*PREDICTION_COLUMNS), f"{out}/address_scores/dt={args.ds}", rows)
-    publish(spark, scored.select(*PROFILE_COLUMNS), f"{out}/address_profiles/dt={args.ds}", rows)
+    write_table(spark, scored.select(*PREDICTION_COLUMNS), datasets.predictions_dir(where, args.ds), rows)
+    write_table(spark, scored.select(*PROFILE_COLUMNS), datasets.profiles_dir(where, args.ds), rows)
     predicted = scored.where("label").count()
     anomalies = scored.where("is_anomaly").count()
     scored.unpersist()

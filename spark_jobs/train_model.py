@@ -1,11 +1,12 @@
-"""train_model on Dataproc Serverless (the gcp target): the local training step,
-`pool_classifier.steps.train_model.train_model`, run on the batch's driver over a copy of what it reads
-from the bucket (the day's training set, the registry's champion); the model version,
-its report and `champion.json` are written back to `<bucket>/models/`, same layout as local.
+"""train_model on Dataproc Serverless (the gcp target's batch of the `train_model` step): the
+local training step, `pool_classifier.steps.train_model.train_model`, run on the batch's driver
+over a copy of what it reads from the bucket (the day's training set, the registry's
+champion); the model version, its report and `champion.json` are written back to
+`<bucket>/models/`, same layout as local.
 
-Trained in the runtime that scores it: the registry refuses a model pickled under other
-library versions than the ones loading it, and the scoring batch runs on this runtime.
-Needs no Spark: the training set is a few MB.
+It is a Dataproc batch, not a Spark computation (the training set is a few MB): it runs on
+the runtime that scores, because the registry refuses a model pickled under other library
+versions than the ones loading it, and the scoring batch runs on this runtime.
 
     spark-submit train_model.py --ds 2024-03-01 --bucket gs://<bucket>
 """
@@ -14,9 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
-# As spark_jobs/build_features.py: a refusal of the data, that a retry would not fix.
-DATA_ERROR_EXIT_CODE = 3
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -31,14 +29,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import logging
 
+    from pool_classifier.errors import DATA_ERROR_EXIT_CODE
     from pool_classifier.io.bucket_mirror import CloudStorage, train_in_copy
-    from pool_classifier.targets.gcp import split_gcs_uri
-    from pool_classifier.targets import Target
-    from pool_classifier.steps.train_model import TrainingDataError
+    from pool_classifier.model.training import TrainingDataError
+    from pool_classifier.targets.gcp import split_gcs_uri, target_for_bucket
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    remote = Target(name="gcp", bucket=args.bucket.rstrip("/"), warehouse="bigquery-public-data.crypto_bitcoin",
-                    sql_engine="bigquery", spark_runner="dataproc")
+    remote = target_for_bucket(args.bucket)
     try:
         result = train_in_copy(CloudStorage(split_gcs_uri(remote.bucket)[0]), remote, args.ds)
     except TrainingDataError as exc:

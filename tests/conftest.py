@@ -91,7 +91,7 @@ def local_target(tmp_path, monkeypatch):
     from pool_classifier import targets
 
     monkeypatch.setenv(targets.TARGET_ENV, "local")
-    monkeypatch.setenv(targets.DATA_DIR_ENV, str(tmp_path / "data"))
+    monkeypatch.setenv(targets.local.DATA_DIR_ENV, str(tmp_path / "data"))
     return targets.current_target()
 
 
@@ -132,3 +132,7 @@ def spark():
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO on shutdown hits closed streams
     yield session
     session.stop()
+
+
+# The gcp target without a cloud account (tests/orchestration/gcp_dag.py).
+from tests.orchestration.gcp_dag import gcp_target, rendered  # noqa: E402,F401

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pool_classifier import datasets
 from pool_classifier.model import registry
-from pool_classifier.steps import score_addresses as score
+from pool_classifier.steps import score_addresses
 from pool_classifier.targets import Target, current_target
 
 
@@ -99,7 +99,7 @@ def summarize(target: Target, ds: str) -> dict:
     predictions = datasets.predictions_dir(target, ds)
     profiles = datasets.profiles_dir(target, ds)
     training = training_summary(target, ds)
-    drift = score.read_drift(target, ds)
+    drift = score_addresses.read_drift(target, ds)
     labelled = duckdb.execute(
         f"SELECT pool_name, count(*) FROM '{labels}/*.parquet' "
         "WHERE label_source = 'coinbase' GROUP BY ALL ORDER BY 2 DESC, 1"

@@ -1,7 +1,21 @@
-"""Find Bitcoin mining-pool addresses: the steps behind the `mining_pool_classifier` DAG.
+"""Find Bitcoin mining-pool addresses: the code behind the `mining_pool_classifier` DAG.
 
-Every module here is plain Python that can run from the command line; only
-`dag_steps` knows Airflow, and no module here imports Spark (Spark code lives in
-`spark_jobs/`). Heavy libraries are imported inside functions so that parsing the
-DAG stays cheap.
+Layers, one package each (tests/project/test_boundaries.py keeps them apart):
+
+    datasets.py     every dataset and every path, built in one place
+    errors.py       the data errors (no retry) and the Spark jobs' exit code for them
+    targets/        where the pipeline runs, chosen once: local.py (folder, DuckDB, local Spark)
+                    or gcp.py (Cloud Storage, BigQuery, Dataproc Serverless; its settings)
+    steps/          one module per task id (steps/<task_id>.py), plain Python runnable from the
+                    command line; steps/__init__.py declares what each step reads and writes
+    model/          features' definitions, training, scoring, registry, evaluation, profiles,
+                    drift, the model report
+    io/             atomic writes, Spark I/O (the one module that imports pyspark) and local
+                    spark-submit, SQL rendering and checks, the local warehouse, the bucket
+                    mirror, cost records
+    orchestration/  Airflow wiring, the only package that imports Airflow: each target's task
+                    builder (local.py, gcp.py on tasks.PipelineTasks), alerts, the runbook format
+
+Spark jobs live in `spark_jobs/<task_id>.py`, SQL in `include/sql/`. Heavy libraries are
+imported inside functions, so parsing the DAG stays cheap.
 """

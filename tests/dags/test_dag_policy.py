@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from pool_classifier import steps
 
 from tests.conftest import PROJECT_ROOT
 
@@ -47,12 +48,16 @@ STEPS = ["check_request", "extract_day", "check_extract", "build_features", "che
          "record_run_cost"]
 
 
+def test_the_steps_are_declared_in_pipeline_order():
+    assert list(steps.ORDER) == STEPS
+
+
 def dag_for(target_name: str, monkeypatch):
     """The DAG file parsed for a target (gcp with the settings production gives it)."""
     from airflow.models.dagbag import DagBag
 
     if target_name == "gcp":
-        from tests.gcp.conftest import gcp_environment
+        from tests.orchestration.gcp_dag import gcp_environment
 
         gcp_environment(monkeypatch)
     else:
@@ -72,9 +77,11 @@ def test_every_task_doc_answers_the_runbook_questions(target_name, monkeypatch):
     for task in dag.tasks:
         missing = [label for label in LABELS if f"- **{label}:** " not in (task.doc_md or "")]
         assert not missing, f"{target_name}: {task.task_id}'s doc lacks {missing}"
-        assert "{" not in task.doc_md.replace("{address_state,coinbase_receipts}", "").replace(
-            "{address_features,block_pools,address_labels,training_features}", ""), (
+        assert "{" not in task.doc_md, (
             f"{target_name}: {task.task_id}'s doc has an unfilled placeholder")
+        # What it reads and writes is its step's declaration, never a copy that can drift.
+        assert f"- **Reads:** {steps.reads_doc(task.task_id)}" in task.doc_md, task.task_id
+        assert f"- **Writes:** {steps.writes_doc(task.task_id)}" in task.doc_md, task.task_id
 
 
 @pytest.mark.parametrize("target_name", ["local", "gcp"])
@@ -129,7 +136,7 @@ def test_parsing_imports_nothing_heavy(target_name, allowed, monkeypatch):
     """Parsing runs in the scheduler loop: no DuckDB, Spark, scikit-learn or pandas there
     (the Google provider's operators import pandas themselves: allowed on gcp only)."""
     if target_name == "gcp":
-        from tests.gcp.conftest import gcp_environment
+        from tests.orchestration.gcp_dag import gcp_environment
 
         gcp_environment(monkeypatch)
     code = (
@@ -156,13 +163,26 @@ def test_unknown_target_is_refused_by_name(monkeypatch):
 def test_data_errors_fail_the_task_without_retry():
     """A day with no blocks fails the same way on every retry: fail at once, saying why."""
     from airflow.exceptions import AirflowFailException
-
-    from pool_classifier.orchestration import local as dag_steps
+    from pool_classifier.orchestration.tasks import fail_without_retry_on_bad_data
     from pool_classifier.steps.extract_day import NoBlocksError
 
     with pytest.raises(AirflowFailException, match="NoBlocksError: No blocks on 2015-08-01"):
-        with dag_steps._fail_without_retry_on_bad_data():
+        with fail_without_retry_on_bad_data():
             raise NoBlocksError("No blocks on 2015-08-01 in `crypto_bitcoin.blocks`")
     with pytest.raises(OSError):  # anything else may be passing: retries apply
-        with dag_steps._fail_without_retry_on_bad_data():
+        with fail_without_retry_on_bad_data():
             raise OSError("disk hiccup")
+
+
+def test_both_targets_build_every_step_under_the_same_names():
+    """The target is chosen once: each builder has one method per step, none of its own."""
+    import inspect
+
+    from pool_classifier.orchestration import gcp, local, tasks
+
+    for builder in (local.Tasks, gcp.Tasks):
+        assert not inspect.isabstract(builder), builder
+        public = {name for name, _ in inspect.getmembers(builder, inspect.isfunction) if not name.startswith("_")}
+        assert public - {"doc", "assets", "gate_doc", "dry_run_estimate", "run_gate", "needs_training"} == set(STEPS)
+        assert not set(STEPS) & set(vars(builder)), f"{builder.__module__} overrides a step's method"
+    assert issubclass(local.Tasks, tasks.PipelineTasks) and issubclass(gcp.Tasks, tasks.PipelineTasks)

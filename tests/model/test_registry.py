@@ -6,22 +6,22 @@ import json
 from pathlib import Path
 
 import pytest
-
-from pool_classifier.model import registry
-from pool_classifier.steps import train_model as train
+from pool_classifier.model import registry, training
 from pool_classifier.model.profiles import ProfileConfig
+from pool_classifier.steps import train_model
+
 from tests.model.features_day import write_day
 
 DAY_1, DAY_2 = "2024-03-01", "2024-03-02"
 # Small settings: these tests are about the rule, not the models.
 FAST = dict(profiles=ProfileConfig(k_max=3), importance_repeats=1)
-STRONG = train.TrainConfig(
-    candidates=(train.Candidate("hgb", "HistGradientBoostingClassifier", train.BEHAVIOUR_FEATURES, {"max_iter": 50}),),
+STRONG = training.TrainConfig(
+    candidates=(training.Candidate("hgb", "HistGradientBoostingClassifier", training.BEHAVIOUR_FEATURES, {"max_iter": 50}),),
     **FAST,
 )
 # Only noise: the signal is in total_tx_input_count and mean_tx_output_value.
-WEAK = train.TrainConfig(
-    candidates=(train.Candidate("noise", "HistGradientBoostingClassifier", ("io_max_lag", "io_min_lag"), {"max_iter": 20}),),
+WEAK = training.TrainConfig(
+    candidates=(training.Candidate("noise", "HistGradientBoostingClassifier", ("io_max_lag", "io_min_lag"), {"max_iter": 20}),),
     **FAST,
 )
 
@@ -33,11 +33,11 @@ def _two_days(target):
 
 def test_a_worse_challenger_is_not_promoted_and_the_champion_stays(local_target, caplog):
     _two_days(local_target)
-    first = train.train_model(local_target, DAY_1, STRONG)
+    first = train_model.train_model(local_target, DAY_1, STRONG)
     assert first["promoted"] and first["champion"] == f"hgb-{DAY_1}"
 
     with caplog.at_level("INFO", logger="pool_classifier.steps.train_model"):
-        second = train.train_model(local_target, DAY_2, WEAK)
+        second = train_model.train_model(local_target, DAY_2, WEAK)
     assert not second["promoted"]
     assert second["champion"] == f"hgb-{DAY_1}" == registry.champion_version(local_target, DAY_2)
     assert f"does not beat the champion hgb-{DAY_1}" in second["reason"]
@@ -52,8 +52,8 @@ def test_a_worse_challenger_is_not_promoted_and_the_champion_stays(local_target,
 
 def test_a_better_challenger_is_promoted(local_target):
     _two_days(local_target)
-    train.train_model(local_target, DAY_1, WEAK)
-    second = train.train_model(local_target, DAY_2, STRONG)
+    train_model.train_model(local_target, DAY_1, WEAK)
+    second = train_model.train_model(local_target, DAY_2, STRONG)
     assert second["promoted"], second["reason"]
     assert "beats the champion noise-2024-03-01" in second["reason"]
     assert registry.champion_version(local_target, DAY_1) == f"noise-{DAY_1}"
@@ -62,20 +62,20 @@ def test_a_better_challenger_is_promoted(local_target):
 
 def test_a_challenger_within_the_margin_is_not_promoted(local_target):
     _two_days(local_target)
-    train.train_model(local_target, DAY_1, STRONG)
+    train_model.train_model(local_target, DAY_1, STRONG)
     # The same model again: equal PR-AUC is not a gain.
-    second = train.train_model(local_target, DAY_2, STRONG)
+    second = train_model.train_model(local_target, DAY_2, STRONG)
     assert not second["promoted"]
     assert second["challenger_metrics_vs_champion"]["pr_auc"] == second["champion_metrics"]["pr_auc"]
 
 
 def test_re_running_a_day_rewrites_its_own_decision_only(local_target):
     _two_days(local_target)
-    train.train_model(local_target, DAY_1, WEAK)
-    train.train_model(local_target, DAY_2, STRONG)
+    train_model.train_model(local_target, DAY_1, WEAK)
+    train_model.train_model(local_target, DAY_2, STRONG)
     before = registry.read_promotions(local_target)
     # Day 1 again: compared with the champion before day 1 (none), as the first time.
-    again = train.train_model(local_target, DAY_1, WEAK)
+    again = train_model.train_model(local_target, DAY_1, WEAK)
     assert again["promoted"] and "first champion" in again["reason"]
     assert registry.read_promotions(local_target) == before
 
@@ -88,7 +88,7 @@ def test_no_champion_yet_is_a_clear_error(local_target):
 @pytest.fixture
 def saved_version(local_target):
     write_day(local_target, DAY_1)
-    version = train.train_model(local_target, DAY_1, STRONG)["version"]
+    version = train_model.train_model(local_target, DAY_1, STRONG)["version"]
     return local_target, version, Path(registry.version_dir(local_target, version)) / registry.METADATA_FILE
 
 
@@ -117,10 +117,20 @@ def test_loading_checks_the_feature_list_and_version(saved_version):
         registry.load_version(target, version)
 
 
+def test_a_version_pickled_by_the_old_package_layout_is_refused_by_name(saved_version):
+    """Its profiles pickle names `pool_classifier.profiles`, which no longer exists: refused
+    before unpickling, so training replaces it and scoring says to retrain."""
+    target, version, file = saved_version
+    registry.load_version(target, version)
+    _edit(file, lambda m: m.pop("pickle_layout"))
+    with pytest.raises(registry.ModelMismatchError, match="package layout '1'"):
+        registry.load_version(target, version)
+
+
 def test_a_champion_that_no_longer_loads_is_replaced_saying_why(saved_version):
     target, version, file = saved_version
     write_day(target, DAY_2)
     _edit(file, lambda m: m["libraries"].update({"numpy": "1.0.0"}))
-    result = train.train_model(target, DAY_2, WEAK)
+    result = train_model.train_model(target, DAY_2, WEAK)
     assert result["promoted"]
     assert f"champion {version} cannot score any more" in result["reason"] and "numpy 1.0.0" in result["reason"]

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from pool_classifier.model import registry
-from pool_classifier.steps import score_addresses as score
-from pool_classifier.steps import train_model as train
+from pool_classifier.model import registry, training
 from pool_classifier.model.feature_spec import FIRST_SEEN, ORIGINAL_FEATURES
+from pool_classifier.steps import score_addresses, should_train, train_model
+
 from tests.model.features_day import feature_rows, write_day
 
 DS = "2024-03-02"
@@ -20,23 +19,23 @@ DS = "2024-03-02"
 
 def test_two_trainings_give_the_same_model_metrics_and_predictions(local_target):
     write_day(local_target, DS)
-    first = train.train_model(local_target, DS)
+    first = train_model.train_model(local_target, DS)
     folder = Path(first["path"])
     saved = {name: (folder / name).read_bytes() for name in (registry.MODEL_FILE, registry.PROFILES_FILE)}
-    predictions = score.score_in_process(local_target, DS)
+    predictions = score_addresses.score_in_process(local_target, DS)
 
-    second = train.train_model(local_target, DS)
+    second = train_model.train_model(local_target, DS)
     assert second["version"] == first["version"]
     assert second["metrics"] == first["metrics"] and second["candidates"] == first["candidates"]
     assert {name: (folder / name).read_bytes() for name in saved} == saved
-    pd.testing.assert_frame_equal(score.score_in_process(local_target, DS), predictions)
+    pd.testing.assert_frame_equal(score_addresses.score_in_process(local_target, DS), predictions)
     # The signal is strong: a broken fit would not find it.
     assert first["metrics"]["pr_auc"] > 0.8
 
 
 def test_metadata_records_data_split_features_params_metrics_and_libraries(local_target):
     write_day(local_target, DS)
-    result = train.train_model(local_target, DS)
+    result = train_model.train_model(local_target, DS)
     metadata = json.loads((Path(result["path"]) / registry.METADATA_FILE).read_text())
 
     assert metadata["version"] == result["version"] == f"{metadata['candidate']}-{DS}"
@@ -46,7 +45,7 @@ def test_metadata_records_data_split_features_params_metrics_and_libraries(local
     assert metadata["split"]["key"] == FIRST_SEEN
     assert metadata["features"] == metadata["candidates"][metadata["candidate"]]["features"]
     assert metadata["candidates"]["rf"]["features"] == list(ORIGINAL_FEATURES)
-    assert metadata["candidates"]["hgb"]["features"] == list(train.BEHAVIOUR_FEATURES)
+    assert metadata["candidates"]["hgb"]["features"] == list(training.BEHAVIOUR_FEATURES)
     assert {c["name"]: c["params"] for c in metadata["config"]["candidates"]}["rf"] == {
         "n_estimators": 200, "class_weight": "balanced"}
     assert set(metadata["libraries"]) >= {"scikit-learn", "numpy", "joblib", "python"}
@@ -64,8 +63,8 @@ def test_metadata_records_data_split_features_params_metrics_and_libraries(local
 def test_the_split_trains_before_the_cutoff_and_evaluates_after_it():
     rows = feature_rows(n_pools=40, n_others=2000)
     rows["label"] = (np.arange(len(rows)) < 40).astype(int)
-    config = train.TrainConfig(eval_fraction=0.25)
-    split = train.time_split(rows, config)
+    config = training.TrainConfig(eval_fraction=0.25)
+    split = training.time_split(rows, config)
 
     first_seen = rows[FIRST_SEEN].to_numpy()
     assert first_seen[split.train].max() <= split.info["cutoff_time"] <= first_seen[split.evaluate].min()
@@ -74,7 +73,7 @@ def test_the_split_trains_before_the_cutoff_and_evaluates_after_it():
     assert split.info["train_rows"] + split.info["eval_rows"] == len(rows)
     # The same rows in another order split the same way.
     shuffled = rows.sample(frac=1, random_state=1)
-    again = train.time_split(shuffled, config)
+    again = training.time_split(shuffled, config)
     assert set(shuffled["address"][again.evaluate]) == set(rows["address"][split.evaluate])
 
 
@@ -83,7 +82,7 @@ def test_without_first_seen_time_the_split_falls_back_to_the_first_month():
     rows["label"] = (np.arange(len(rows)) < 40).astype(int)
     rows["output_month_min"] = np.where(np.arange(len(rows)) % 2, 1_706_745_600, 0)  # Feb 2024 or never
     rows["input_month_min"] = 1_709_251_200  # Mar 2024
-    split = train.time_split(rows, train.TrainConfig())
+    split = training.time_split(rows, training.TrainConfig())
     assert split.info["key"].startswith("min(output_month_min, input_month_min)")
     february = rows["output_month_min"].to_numpy() > 0
     # Every February address trains before any March-only address evaluates.
@@ -93,24 +92,24 @@ def test_without_first_seen_time_the_split_falls_back_to_the_first_month():
 
 def test_negatives_can_be_thinned_to_a_ratio_seeded(local_target):
     write_day(local_target, DS)
-    config = train.TrainConfig(negatives_per_positive=10)
-    rows = train.training_set(local_target, DS, config)
+    config = training.TrainConfig(negatives_per_positive=10)
+    rows = train_model.training_set(local_target, DS, config)
     assert (rows["label"] == 1).sum() == 60 and (rows["label"] == 0).sum() == 600
     assert rows["address"].is_monotonic_increasing
-    assert rows["address"].tolist() == train.training_set(local_target, DS, config)["address"].tolist()
-    other_seed = train.training_set(local_target, DS, train.TrainConfig(negatives_per_positive=10, seed=7))
+    assert rows["address"].tolist() == train_model.training_set(local_target, DS, config)["address"].tolist()
+    other_seed = train_model.training_set(local_target, DS, training.TrainConfig(negatives_per_positive=10, seed=7))
     assert other_seed["address"].tolist() != rows["address"].tolist()
 
 
 def test_too_few_positives_fail_clearly(local_target):
     write_day(local_target, DS, n_pools=3)
-    with pytest.raises(train.TrainingDataError, match="only 3 labelled pool addresses"):
-        train.train_model(local_target, DS)
+    with pytest.raises(training.TrainingDataError, match="only 3 labelled pool addresses"):
+        train_model.train_model(local_target, DS)
 
 
 def test_a_missing_training_set_says_what_to_run(local_target):
-    with pytest.raises(train.TrainingDataError, match="run build_features for 2024-03-02"):
-        train.train_model(local_target, DS)
+    with pytest.raises(training.TrainingDataError, match="run build_features for 2024-03-02"):
+        train_model.train_model(local_target, DS)
 
 
 def test_recall_at_95_precision_is_read_off_the_curve():
@@ -131,27 +130,27 @@ def test_recall_at_95_precision_is_read_off_the_curve():
     (7, "2024-03-11", True),
 ])
 def test_cadence(every, ds, expected):
-    assert train.is_training_day(ds, every) is expected
+    assert should_train.is_training_day(ds, every) is expected
 
 
 def test_a_day_without_a_champion_needs_training_whatever_the_cadence(local_target):
-    weekly = train.TrainConfig(retrain_every_days=7)
-    assert train.needs_training(local_target, "2024-03-05", weekly)  # a Tuesday, but no champion yet
+    weekly = training.TrainConfig(retrain_every_days=7)
+    assert should_train.needs_training(local_target, "2024-03-05", weekly)  # a Tuesday, but no champion yet
     registry.record_decision(local_target, "2024-03-04", {"version": "hgb-2024-03-04", "pr_auc": 0.9, "reason": "r"})
-    assert not train.needs_training(local_target, "2024-03-05", weekly)  # the Monday's champion scores
-    assert train.needs_training(local_target, "2024-03-11", weekly)
-    assert train.needs_training(local_target, "2024-03-03", weekly)  # before any champion
+    assert not should_train.needs_training(local_target, "2024-03-05", weekly)  # the Monday's champion scores
+    assert should_train.needs_training(local_target, "2024-03-11", weekly)
+    assert should_train.needs_training(local_target, "2024-03-03", weekly)  # before any champion
 
 
 def test_importance_uses_every_evaluation_pool_and_a_sample_of_the_others_beyond_the_cap(local_target):
     from pool_classifier.model.profiles import ProfileConfig
 
     write_day(local_target, DS)
-    config = train.TrainConfig(
-        candidates=(train.Candidate("hgb", "HistGradientBoostingClassifier", train.BEHAVIOUR_FEATURES, {"max_iter": 30}),),
+    config = training.TrainConfig(
+        candidates=(training.Candidate("hgb", "HistGradientBoostingClassifier", training.BEHAVIOUR_FEATURES, {"max_iter": 30}),),
         importance_rows=300, importance_repeats=1, profiles=ProfileConfig(k_max=3),
     )
-    result = train.train_model(local_target, DS, config)
+    result = train_model.train_model(local_target, DS, config)
     metadata = json.loads((Path(result["path"]) / registry.METADATA_FILE).read_text())
     assert metadata["importance_rows"] == {"rows": 300, "positives": metadata["split"]["eval_positives"]}
     assert "300 evaluation rows (15 pools, the others a seeded sample)" in Path(result["report"]).read_text()

@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Callable
 
 import duckdb
-
 from pool_classifier import datasets, targets
-from tools import run_summary
-from tools import synthetic_chain
 from pool_classifier.io import warehouse
+
+from tools import run_summary, synthetic_chain
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START = dt.date(2024, 3, 1)
@@ -231,7 +230,7 @@ def airflow_env(data_dir: Path, airflow_home: Path) -> dict:
     env = {
         **os.environ,
         targets.TARGET_ENV: "local",
-        targets.DATA_DIR_ENV: str(data_dir),
+        targets.local.DATA_DIR_ENV: str(data_dir),
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
@@ -245,7 +244,7 @@ def airflow_env(data_dir: Path, airflow_home: Path) -> dict:
 
 def local_target(data_dir: Path) -> targets.Target:
     return dataclasses.replace(
-        targets.TARGETS["local"](),
+        targets.local.target(),
         bucket=str(data_dir / "bucket"),
         warehouse=str(data_dir / "warehouse" / "bigquery-public-data.duckdb"),
     )

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from pool_classifier import datasets
-from pool_classifier.steps import extract_day as extract
-from pool_classifier.steps import quality_gates
 from pool_classifier.io import warehouse
-from pool_classifier.steps.extract_day import NoBlocksError
 from pool_classifier.io.warehouse import MAX_MONEY_SATOSHI, WarehouseLoadError
+from pool_classifier.steps import extract_day as extract
+from pool_classifier.steps.check_extract import check_extract
+from pool_classifier.steps.extract_day import NoBlocksError
+from pool_classifier.steps.quality_gate import QualityGateError
+
 from tests.conftest import PROJECT_ROOT
 from tests.reliability.scenarios import DAY_LIST
 
@@ -307,8 +308,8 @@ def test_rows_cut_at_a_line_boundary_load_but_fail_the_extract_gate(exports, tmp
     target = _local_target(tmp_path)
     warehouse.load_exports(exports, target.warehouse)
     extract.extract_day(target, DAY)
-    with pytest.raises(quality_gates.QualityGateError) as info:
-        quality_gates.check_extract(target, DAY)
+    with pytest.raises(QualityGateError) as info:
+        check_extract(target, DAY)
     assert (f"transaction_count: expected {len(rows)} transactions (sum of blocks.transaction_count), "
             f"observed {len(kept)}") in str(info.value)
 
@@ -319,6 +320,6 @@ def _local_target(tmp_path):
     from pool_classifier import targets
 
     return dataclasses.replace(
-        targets.TARGETS["local"](), bucket=str(tmp_path / "bucket"),
+        targets.local.target(), bucket=str(tmp_path / "bucket"),
         warehouse=str(tmp_path / "warehouse" / "bigquery-public-data.duckdb"),
     )

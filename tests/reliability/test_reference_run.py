@@ -9,12 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from pool_classifier import datasets
-from pool_classifier.steps import publish_predictions as publish
-from pool_classifier.steps import quality_gates
+from pool_classifier.io import cost_records
 from pool_classifier.model import registry
-from pool_classifier.io import cost_records as run_cost
+from pool_classifier.steps import (
+    check_extract,
+    check_features,
+    check_scores,
+    publish_predictions,
+    quality_gate,
+)
+
 from tests.reliability.scenarios import CORE_OUTPUTS, DAY_LIST
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -50,26 +55,26 @@ def test_the_first_day_holds_blocks_pools_labels_a_champion_and_its_scores(seque
     assert metadata["data"]["positives"] >= 10
     assert Path(registry.report_path(target, champion)).is_file()
     # The tables users query hold the day, and the run's cost was summed and kept.
-    assert publish.publish_day(target, ds)["rows"] == {
+    assert publish_predictions.publish_day(target, ds)["rows"] == {
         "address_scores": len(predictions), "block_pools": len(block_pools)}
     assert "cost of" in sequential.record("logs")[ds]
-    assert list(Path(run_cost.day_dir(target, ds)).glob("run=*/summary.json"))
+    assert list(Path(cost_records.day_dir(target, ds)).glob("run=*/summary.json"))
 
 
 def test_every_day_passes_the_quality_gates_and_their_figures_are_kept(sequential, tmp_path):
     """No false alarm on seven normal days; the figures are kept per day and gate. (The gates
     run again on a copy of the reference bucket.)"""
     reference = sequential.record("reference_target")
-    for gate in quality_gates.GATES:
+    for gate in quality_gate.GATES:
         kept = sorted(p.parent.name for p in (Path(reference.bucket) / "quality" / gate).glob("dt=*/figures.json"))
         assert kept == [f"dt={ds}" for ds in DAY_LIST], gate
-        assert all(quality_gates.read_figures(reference, gate, ds)["passed"] for ds in DAY_LIST), gate
+        assert all(quality_gate.read_figures(reference, gate, ds)["passed"] for ds in DAY_LIST), gate
 
     shutil.copytree(reference.bucket, tmp_path / "bucket")
     target = dataclasses.replace(reference, bucket=str(tmp_path / "bucket"))
     for ds in DAY_LIST:
-        for check in (quality_gates.check_extract, quality_gates.check_features, quality_gates.check_scores):
+        for check in (check_extract.check_extract, check_features.check_features, check_scores.check_scores):
             record = check(target, ds)
             assert record["passed"], (ds, record)
-    scores = quality_gates.read_figures(target, "scores", DAY_LIST[-1])
+    scores = quality_gate.read_figures(target, "scores", DAY_LIST[-1])
     assert scores["figures"]["previous_day"]["ds"] == DAY_LIST[-2]

@@ -8,9 +8,9 @@ import json
 from decimal import Decimal
 
 import pytest
-
+from pool_classifier.datasets import POOLS_FILE
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
-from pool_classifier.targets import POOLS_FILE
+
 from spark_jobs import build_features as job
 from tests.conftest import REAL_DATA
 
@@ -248,15 +248,15 @@ def test_real_tagged_blocks_match_an_independent_reference(spark, pools):
     assert got == TAGGED_BLOCK_POOLS
 
 
-def test_publish_replaces_the_folder_with_the_same_content(spark, flows, tmp_path):
+def test_writing_a_table_replaces_the_folder_with_the_same_content(spark, flows, tmp_path):
     from tools.run_summary import folder_checksum
 
     outputs, inputs = flows
     features = job.address_features(job.ordinary_flows(outputs, inputs))
     final = tmp_path / "address_features" / "dt=2024-04-01"
-    assert job.publish(spark, features, str(final), ["address"]) == 4
+    assert job.write_table(spark, features, str(final), ["address"]) == 4
     first = folder_checksum(final)
-    assert job.publish(spark, features, str(final), ["address"]) == 4
+    assert job.write_table(spark, features, str(final), ["address"]) == 4
     assert folder_checksum(final) == first
     assert [p.name for p in final.iterdir()] == ["part-00000.parquet"]
     assert [p.name for p in final.parent.iterdir()] == ["dt=2024-04-01"]  # no temp folder left

@@ -8,17 +8,16 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from pool_classifier import datasets
+from pool_classifier.datasets import POOLS_FILE
+from pool_classifier.io import warehouse
+from pool_classifier.steps import build_features, extract_day
+from pool_classifier.targets import current_target
 from pyspark.sql import functions as F
 
-from pool_classifier import datasets
-from pool_classifier.steps import extract_day as extract
-from pool_classifier.steps import build_features as features
-from pool_classifier.io import spark_runner as spark_submit
-from tools import synthetic_chain
-from pool_classifier.io import warehouse
-from tools.run_summary import folder_checksum
-from pool_classifier.targets import POOLS_FILE, current_target
 from spark_jobs import build_features as job
+from tools import synthetic_chain
+from tools.run_summary import folder_checksum
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
 
@@ -33,12 +32,12 @@ def chain_target(tmp_path_factory):
     )
     warehouse.load_exports(root / "chain", target.warehouse)
     for ds in DAYS:
-        extract.extract_day(target, ds)
+        extract_day.extract_day(target, ds)
     return target
 
 
 def run_day(spark, target, ds, **settings):
-    argv = spark_submit.features_job_args(target, ds, str(POOLS_FILE), {**features.SETTINGS, **settings})
+    argv = build_features.job_args(target, ds, str(POOLS_FILE), dataclasses.replace(build_features.SETTINGS, **settings))
     return job.run(spark, job.parse_args(argv))
 
 

@@ -14,7 +14,7 @@ from typing import Iterator
 
 
 @contextlib.contextmanager
-def publish_dir(final_dir: str | os.PathLike) -> Iterator[Path]:
+def write_dir(final_dir: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `final_dir`; on success it replaces `final_dir`.
 
     On an exception the temporary folder is removed and `final_dir` is left untouched.

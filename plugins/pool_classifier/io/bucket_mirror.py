@@ -4,7 +4,7 @@ changed: how the training step (files, joblib, Path) runs unchanged on the gcp t
 `pull` copies a folder (or one object) of the bucket into a local folder and remembers each
 file's digest; the step runs on a `Target` whose bucket is that local folder; `push` uploads
 the files that are new or changed. A first-level folder that changed is replaced as a whole
-(its objects the step no longer wrote are removed), like `storage.publish_dir` does locally,
+(its objects the step no longer wrote are removed), like `io.atomic.write_dir` does locally,
 and the pointer files (`metadata.json`, `champion.json`) go last, so a reader that sees one
 sees what it points to.
 
@@ -161,7 +161,7 @@ def extracted_days(store: Store, remote: Target) -> set[str]:
 
 def train_in_copy(store: Store, remote: Target, ds: str, train: Callable[[Target, str], dict] | None = None,
                   workdir: str | Path | None = None) -> dict:
-    """`train.train_model` for `ds` on a local copy of what it reads; the registry changes pushed back.
+    """`steps.train_model.train_model` for `ds` on a local copy of what it reads; the registry changes pushed back.
 
     It reads the day's training set, `models/champion.json` and the champion in force
     before `ds` (to compare with), and the extracted days (their names: the data window).
@@ -193,48 +193,35 @@ def for_target(target: Target) -> CloudStorage:
     return CloudStorage(split_gcs_uri(target.bucket + "/")[0])
 
 
-def _previous_day(ds: str) -> str:
-    import datetime as dt
-
-    return (dt.date.fromisoformat(ds) - dt.timedelta(days=1)).isoformat()
-
-
 def gate_reads(target: Target, gate: str, ds: str) -> list[str]:
-    """The folders a quality gate reads (its day's data, and the day before to compare with)."""
-    day_before = _previous_day(ds)
-    if gate == "extract":
-        return [datasets.extract_dir(target, t, ds) for t in datasets.EXTRACT_TABLES] + [
-            datasets.extract_dir(target, "blocks", day_before)]
-    if gate == "features":
-        return [datasets.features_dir(target, "address_features", ds)]
-    if gate == "scores":
-        return [datasets.predictions_dir(target, ds), datasets.predictions_dir(target, day_before),
-                datasets.features_dir(target, "address_features", ds)]
-    raise ValueError(f"unknown gate {gate!r}")
+    """The folders a quality gate reads: its step's declaration (steps.STEPS)."""
+    from pool_classifier.steps import STEPS
+
+    return STEPS[f"check_{gate}"].read_paths(target, ds)
 
 
 def gate_in_copy(store: Store, remote: Target, gate: str, ds: str, workdir: str | Path | None = None) -> dict:
     """A quality gate of `ds` on a local copy of what it reads; its figures written back
     to `quality/<gate>/dt=<ds>/` whether it passes or fails."""
-    from pool_classifier.steps import quality_gates
+    from pool_classifier.steps import quality_gate
 
     with tempfile.TemporaryDirectory(prefix=f"gate-{gate}-", dir=workdir) as tmp:
         local = dataclasses.replace(remote, bucket=str(Path(tmp) / "bucket"))
         for folder in gate_reads(remote, gate, ds):
             pull(store, folder, folder.replace(remote.bucket, local.bucket, 1))
-        figures_dir = str(Path(quality_gates.figures_path(local, gate, ds)).parent)
+        figures_dir = str(Path(quality_gate.figures_path(local, gate, ds)).parent)
         try:
-            return quality_gates.CHECKS[gate](local, ds)
+            return quality_gate.run(gate, local, ds)
         finally:
             push(store, figures_dir, figures_dir.replace(local.bucket, remote.bucket, 1), {})
 
 
 def needs_training_in_copy(store: Store, remote: Target, ds: str) -> bool:
-    """`train.needs_training` for a gcp target: reads only `models/champion.json`."""
+    """`steps.should_train.needs_training` for a gcp target: reads only `models/champion.json`."""
     from pool_classifier.model import registry
-    from pool_classifier.steps import train_model as train
+    from pool_classifier.steps.should_train import needs_training
 
     with tempfile.TemporaryDirectory(prefix="champion-") as tmp:
         local = dataclasses.replace(remote, bucket=str(Path(tmp) / "bucket"))
         pull(store, registry.champion_file(remote), registry.champion_file(local))  # {} when absent
-        return train.needs_training(local, ds)
+        return needs_training(local, ds)

@@ -19,17 +19,17 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
-from pool_classifier.targets import INCLUDE_DIR, Target
+from pool_classifier import datasets
+from pool_classifier.datasets import PRICES_FILE
+from pool_classifier.targets import Target
 
-PRICES_FILE = INCLUDE_DIR / "config" / "prices.json"
 TIB = 2**40
-SUMMARY_FILE = "summary.json"
+SUMMARY_FILE = datasets.RUN_COSTS_SUMMARY_FILE
 KINDS = ("bigquery_job", "dataproc_batch", "local_task")
 
 
@@ -270,30 +270,26 @@ def describe(record: CostRecord) -> str:
 # ---------------------------------------------------------------- where records live
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
-
-
 def run_costs_root(target: Target) -> str:
-    return f"{target.bucket}/run_costs"
+    return datasets.run_costs_root(target)
 
 
 def day_dir(target: Target, ds: str) -> str:
-    return f"{run_costs_root(target)}/dt={ds}"
+    return datasets.run_costs_dir(target, ds)
 
 
 def record_path(target: Target, run: RunInfo) -> str:
     """One task try's record (a retry writes its own: both were paid for)."""
-    return f"{day_dir(target, run.logical_date)}/run={_safe(run.run_id)}/{run.task_id}.try{run.try_number}.json"
+    return datasets.cost_record_file(target, run.logical_date, run.run_id, run.task_id, run.try_number)
 
 
 def summary_path(target: Target, ds: str, run_id: str) -> str:
-    return f"{day_dir(target, ds)}/run={_safe(run_id)}/{SUMMARY_FILE}"
+    return datasets.run_cost_summary_file(target, ds, run_id)
 
 
 def day_records_path(target: Target, ds: str) -> str:
     """Every record of the day (all runs) as JSON lines: the source of the day's partition."""
-    return f"{day_dir(target, ds)}/records.jsonl"
+    return datasets.run_cost_day_records(target, ds)
 
 
 def is_record_name(name: str) -> bool:
@@ -369,38 +365,12 @@ def write_local_record(target: Target, record: CostRecord) -> str:
 
 def read_local_records(target: Target, ds: str, run_id: str | None = None) -> list[CostRecord]:
     """The day's records on a local bucket, of one run or of all runs."""
-    root = Path(day_dir(target, ds))
-    pattern = f"run={_safe(run_id)}/*.json" if run_id else "run=*/*.json"
+    root = Path(datasets.run_costs_run_dir(target, ds, run_id) if run_id else day_dir(target, ds))
+    pattern = "*.json" if run_id else "run=*/*.json"
     return [
         CostRecord.from_mapping(json.loads(p.read_text()))
         for p in sorted(root.glob(pattern)) if is_record_name(p.as_posix())
     ]
-
-
-def local_step_inputs(target: Target, task_id: str, ds: str) -> list[str]:
-    """What each local step reads, for its bytes_read (the extract reads the warehouse
-    file: an upper bound, DuckDB reads only the day's row groups)."""
-    from pool_classifier import datasets
-
-    day_before = (dt.date.fromisoformat(ds) - dt.timedelta(days=1)).isoformat()
-    inputs = {
-        "extract_day": [target.warehouse],
-        "build_features": [datasets.extract_dir(target, t, ds) for t in datasets.EXTRACT_TABLES]
-        + [datasets.state_dir(target, t, day_before) for t in datasets.STATE_TABLES],
-        "train_model": [datasets.features_dir(target, "training_features", ds)],
-        "score_addresses": [
-            datasets.features_dir(target, "address_features", ds),
-            datasets.features_dir(target, "address_labels", ds),
-            # the champion: its folder is known once train_model ran; the registry bounds it
-            datasets.models_root(target),
-        ],
-        "publish_predictions": [
-            datasets.predictions_dir(target, ds), datasets.features_dir(target, "block_pools", ds),
-        ],
-    }
-    if task_id not in inputs:
-        raise KeyError(f"no local step {task_id!r}; known: {sorted(inputs)}")
-    return inputs[task_id]
 
 
 @contextlib.contextmanager
@@ -424,12 +394,3 @@ def measure_local_step(
     finally:
         record = local_task_record(run, socket.gethostname(), state, started, time.time(), bytes_read, prices)
         write_local_record(target, record)
-
-
-def summarize_local_run(target: Target, ds: str, run_id: str) -> str:
-    """The local run's cost table (written beside its records as summary.json)."""
-    from pool_classifier.io.atomic import write_text_atomically
-
-    summary = summarize(read_local_records(target, ds, run_id))
-    write_text_atomically(summary_path(target, ds, run_id), json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return format_summary(summary, f"cost of {run_id} ({ds}, target {target.name})")

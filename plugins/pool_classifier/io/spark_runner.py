@@ -1,9 +1,9 @@
-"""How Spark jobs run: their arguments (the same on every target) and local spark-submit.
+"""How the local target runs a Spark job of `spark_jobs/`: `spark-submit` in local mode.
 
-`features_job_args` is what the `build_features` job is given for a logical date
-(`score.score_job_args` the same for `score_addresses`); the local target passes them to
-`spark-submit --master local[N]` (`run_local`, any job of `spark_jobs/`), the gcp target to
-a Dataproc Serverless batch.
+Each step builds its job's arguments (`steps/<task_id>.py`: `job_args`), the same on every
+target; the local target passes them to spark-submit, the gcp target to a Dataproc
+Serverless batch. A job that refuses its data exits with `errors.DATA_ERROR_EXIT_CODE`
+after printing `<ErrorClass>: why`; `run_local` raises `SparkJobDataError` with that line.
 """
 from __future__ import annotations
 
@@ -13,44 +13,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pool_classifier import datasets
-from pool_classifier.targets import INCLUDE_DIR, PROJECT_ROOT, SPARK_JOBS_DIR, Target
+from pool_classifier.datasets import LOG4J_CONFIG, PROJECT_ROOT
+from pool_classifier.errors import DATA_ERROR_EXIT_CODE, DataError
+from pool_classifier.targets import Target
 
 log = logging.getLogger(__name__)
-# What spark_jobs exit with when the data (or the order of days) is wrong: no retry helps.
-DATA_ERROR_EXIT_CODE = 3
 
 
-class SparkJobDataError(RuntimeError):
+class SparkJobDataError(DataError, RuntimeError):
     """A Spark job refused its input; the message holds the job's own explanation."""
-
-FEATURES_JOB = SPARK_JOBS_DIR / "build_features.py"
-SCORE_JOB = SPARK_JOBS_DIR / "score_addresses.py"
-# Warnings and errors only: the task log should show what the job says.
-LOG4J_CONFIG = INCLUDE_DIR / "spark" / "log4j2.properties"
-
-
-def features_job_args(target: Target, ds: str, pools_uri: str, settings: dict) -> list[str]:
-    """Arguments of build_features for day `ds`; `settings` are its labelling/sampling options."""
-    args = [
-        "--ds", ds,
-        "--extracts", datasets.extracts_root(target),
-        "--state", datasets.state_root(target),
-        "--features", datasets.features_root(target),
-        "--pools", pools_uri,
-    ]
-    for name, value in sorted(settings.items()):
-        args += [f"--{name.replace('_', '-')}", str(value)]
-    return args
 
 
 def spark_submit_command(target: Target, job: Path, job_args: list[str]) -> list[str]:
+    """spark-submit of `job` with the target's Spark properties (its master among them)."""
     spark_submit = Path(sys.executable).with_name("spark-submit")
-    command = [
-        str(spark_submit),
-        "--master", target.spark_master,
-        "--driver-java-options", f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG}",
-    ]
+    command = [str(spark_submit), "--driver-java-options", f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG}"]
     for key, value in sorted(target.spark_conf.items()):
         command += ["--conf", f"{key}={value}"]
     return command + [str(job), *job_args]
@@ -91,3 +68,13 @@ def run_local(target: Target, job: Path, job_args: list[str]) -> str:
         tail = "\n".join(lines[-40:])
         raise RuntimeError(f"Spark job {job.name} failed (exit {proc.returncode}); last lines:\n{tail}")
     return lines[-1] if lines else ""
+
+
+def reraise_job_error(exc: SparkJobDataError, classes: tuple[type[Exception], ...]) -> None:
+    """The job names its error class in its message: raise that class, not a generic one."""
+    text = str(exc)
+    for cls in classes:
+        marker = f"{cls.__name__}: "
+        if marker in text:
+            raise cls(text[text.index(marker) + len(marker):]) from exc
+    raise exc

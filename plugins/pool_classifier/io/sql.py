@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pool_classifier.targets import SQL_DIR
+from pool_classifier.datasets import SQL_DIR
 
 
 def sql_path(name: str) -> Path:
@@ -51,3 +51,30 @@ def to_duckdb(bigquery_sql: str) -> str:
 
     tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
     return tree.transform(_exact_types).sql(dialect="duckdb")
+
+
+def query_names(name: str) -> dict[str, str]:
+    """The queries of `include/sql/<name>.sql` as templates, each after a `-- name: <query>` line."""
+    queries, current, lines = {}, None, []
+    for line in sql_path(name).read_text().splitlines():
+        if line.startswith("-- name:"):
+            if current:
+                queries[current] = "\n".join(lines)
+            current, lines = line.split(":", 1)[1].strip(), []
+        elif current:
+            lines.append(line)
+    if current:
+        queries[current] = "\n".join(lines)
+    return queries
+
+
+def named_query(file: str, query: str, **params) -> str:
+    """One query of `include/sql/<file>.sql` rendered with `params` (Jinja, strict): the gates'
+    SQL, in DuckDB's dialect."""
+    import jinja2
+
+    queries = query_names(file)
+    if query not in queries:
+        raise KeyError(f"{sql_path(file)} has no query {query!r}; it has {sorted(queries)}")
+    template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(queries[query])
+    return template.render(**params).strip().rstrip(";")

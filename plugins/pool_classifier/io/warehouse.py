@@ -31,7 +31,9 @@ import re
 import sys
 from pathlib import Path
 
-from pool_classifier.targets import SCHEMA_DIR, current_target
+from pool_classifier.datasets import SCHEMA_DIR
+from pool_classifier.errors import DataError
+from pool_classifier.targets import current_target
 
 CATALOG = "bigquery-public-data"
 DATASET = "crypto_bitcoin"
@@ -47,7 +49,6 @@ _VALUE_COLUMNS = {
                      "scalar": ["output_value", "input_value", "fee"]},
     "blocks": {"nested": [], "scalar": []},
 }
-QUARANTINE_DIR = "quarantine"
 # How many example keys an error or a quarantine summary lists.
 _EXAMPLES = 5
 
@@ -66,7 +67,7 @@ _SCALAR_TYPES = {
 }
 
 
-class WarehouseLoadError(ValueError):
+class WarehouseLoadError(DataError, ValueError):
     """An export file that cannot be loaded; the message names the file and the problem."""
 
 
@@ -402,7 +403,9 @@ def load_file(con, file: Path, quarantine_dir: Path | None = None) -> tuple[str,
 
 def quarantine_dir(warehouse: str | Path) -> Path:
     """Where identical duplicate rows of the exports loaded into `warehouse` are kept."""
-    return Path(warehouse).parent / QUARANTINE_DIR
+    from pool_classifier import datasets
+
+    return Path(datasets.quarantine_dir(str(warehouse)))
 
 
 def load_exports(source: str | Path, warehouse: str | Path) -> dict[str, int]:

@@ -16,17 +16,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pool_classifier.errors import DataError
+
 CALENDAR_FEATURES = ("output_month_min", "output_month_max", "input_month_min", "input_month_max")
 # Shares below this count as this, so an empty bin does not make PSI infinite.
 MIN_SHARE = 1e-4
 NULL_BIN = -1
 
 
-class DriftError(RuntimeError):
+class DriftError(DataError, RuntimeError):
     """Today's features are far from the training data: the model is not fit to score them."""
 
 
-class FeatureDataError(RuntimeError):
+class FeatureDataError(DataError, RuntimeError):
     """Today's features hold values the features job never writes (nulls)."""
 
 

@@ -28,28 +28,34 @@ from pathlib import Path
 from typing import Any
 
 from pool_classifier import datasets
+from pool_classifier.datasets import PROJECT_ROOT
+from pool_classifier.errors import DataError
+from pool_classifier.io.atomic import write_dir, write_text_atomically
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FEATURE_VERSION
-from pool_classifier.io.atomic import publish_dir, write_text_atomically
-from pool_classifier.targets import PROJECT_ROOT, Target
+from pool_classifier.targets import Target
 
 MODEL_FILE = "model.joblib"
 PROFILES_FILE = "profiles.joblib"
 METADATA_FILE = "metadata.json"
 REPORT_FILE = "report.md"
 REPORT_HTML_FILE = "report.html"
-CHAMPION_FILE = "champion.json"
+CHAMPION_FILE = datasets.CHAMPION_FILE
 # Recorded in the metadata of every version.
 LIBRARIES = ("scikit-learn", "joblib", "numpy", "scipy", "pandas", "pyarrow")
 # Must be equal at load time: a pickled scikit-learn model is only guaranteed to mean the
 # same thing under the versions that wrote it.
 MODEL_LIBRARIES = ("scikit-learn", "joblib", "numpy", "scipy")
+# The layout of the project's classes a version pickles (the profiles: model.profiles.Profiles).
+# A pickle names its classes' modules, so a version saved by another layout (1: the flat
+# package, before model/) cannot load here: it is refused by name and retrained, not crashed on.
+PICKLE_LAYOUT = "2"
 
 
-class ModelMismatchError(RuntimeError):
+class ModelMismatchError(DataError, RuntimeError):
     """A saved model does not fit this code: other features, feature version or libraries."""
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(DataError, FileNotFoundError):
     """No such version, or no champion yet for the day."""
 
 
@@ -125,6 +131,11 @@ def check_compatible(version: str, metadata: dict, installed: dict[str, str] | N
     """Raise ModelMismatchError unless `metadata` fits this code's features and libraries."""
     installed = installed or library_versions()
     problems = []
+    if str(metadata.get("pickle_layout", "1")) != PICKLE_LAYOUT:
+        problems.append(
+            f"the package layout {metadata.get('pickle_layout', '1')!r} (its pickles name modules "
+            f"this code no longer has; this code pickles layout {PICKLE_LAYOUT!r})"
+        )
     if str(metadata.get("feature_version")) != FEATURE_VERSION:
         problems.append(
             f"feature version {metadata.get('feature_version')!r} (this code computes {FEATURE_VERSION!r})"
@@ -156,7 +167,7 @@ def save_version(target: Target, version: str, model, profiles, metadata: dict, 
     import joblib
 
     out = version_dir(target, version)
-    with publish_dir(out) as tmp:
+    with write_dir(out) as tmp:
         joblib.dump(model, Path(tmp) / MODEL_FILE)
         joblib.dump(profiles, Path(tmp) / PROFILES_FILE)
         (Path(tmp) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
@@ -221,7 +232,7 @@ def cached_version_from_bytes(version: str, model_bytes: bytes, profiles_bytes: 
 
 
 def champion_file(target: Target) -> str:
-    return f"{datasets.models_root(target)}/{CHAMPION_FILE}"
+    return datasets.champion_file(target)
 
 
 def read_promotions(target: Target) -> list[dict]:

@@ -1,4 +1,4 @@
-"""What a run was asked to do: the DAG's Params (the trigger and backfill form) and their checks.
+"""check_request: what a run was asked to do — the DAG's Params (the trigger and backfill form) — and their checks.
 
 The form (Airflow's "Trigger" dialog, or `--conf` / the Backfill dialog) has:
 
@@ -125,3 +125,11 @@ def check_request(params: dict, ds: str, target_name: str, today: dt.date | None
         date_from=date_from.isoformat() if date_from else None,
         date_to=date_to.isoformat() if date_to else None,
     )
+
+
+def dry_run_plan(target, ds: str, estimate: str) -> str:
+    """What a dry run logs: what the run would read (the target's estimate) and write."""
+    from pool_classifier import datasets
+
+    reads = ", ".join(datasets.extract_dir(target, t, ds) for t in datasets.EXTRACT_TABLES)
+    return f"would extract {ds} ({estimate}) to {reads}, then build features, train, score and publish."

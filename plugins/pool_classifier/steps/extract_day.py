@@ -1,9 +1,9 @@
-"""extract: one UTC day of crypto_bitcoin blocks, outputs and inputs, as Parquet.
+"""extract_day: one UTC day of crypto_bitcoin blocks, outputs and inputs, as Parquet.
 
 The SQL lives in `include/sql/extract_<table>.sql`, in BigQuery's dialect, templated on
-the logical date (`{{ ds }}`) exactly as Airflow renders it. On the local target it is
-transpiled by sqlglot and run by DuckDB over the local warehouse; on BigQuery the same
-text runs as is.
+the logical date (`{{ ds }}`) exactly as Airflow renders it. Here (the local target) it is
+transpiled by sqlglot and run by DuckDB over the local warehouse; the gcp target runs the
+same text as is, as BigQuery `EXPORT DATA` jobs (orchestration/gcp.py).
 
     python -m pool_classifier.steps.extract_day --ds 2024-03-01
 """
@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 
 from pool_classifier import datasets
+from pool_classifier.errors import DataError
 from pool_classifier.io import sql
-from pool_classifier.io.atomic import publish_dir
-from pool_classifier.targets import Target, current_target
+from pool_classifier.io.atomic import write_dir
 from pool_classifier.io.warehouse import CATALOG
+from pool_classifier.targets import Target, current_target
 
 # Sort keys make local files byte-identical between runs (DuckDB scans in parallel).
 SORT_KEYS = {
@@ -27,7 +28,7 @@ SORT_KEYS = {
 }
 
 
-class NoBlocksError(RuntimeError):
+class NoBlocksError(DataError, RuntimeError):
     """The warehouse has no block for the logical date: nothing to extract."""
 
 
@@ -56,11 +57,6 @@ def extract_table(target: Target, ds: str, table: str) -> dict:
     The blocks table fails, writing nothing, when the warehouse has no block on `ds`.
     Returns the row count and the path.
     """
-    if target.sql_engine != "duckdb":
-        raise NotImplementedError(
-            f"extract runs the SQL locally; target {target.name!r} runs it on "
-            f"{target.sql_engine} through its own operator."
-        )
     if table not in datasets.EXTRACT_TABLES:
         raise ValueError(f"unknown extract table {table!r}; expected one of {datasets.EXTRACT_TABLES}")
     con = connect_warehouse(target.warehouse)
@@ -75,7 +71,7 @@ def extract_table(target: Target, ds: str, table: str) -> dict:
                 "logical date the data covers."
             )
         out = datasets.extract_dir(target, table, ds)
-        with publish_dir(out) as tmp:
+        with write_dir(out) as tmp:
             con.execute(
                 f"COPY (SELECT * FROM day ORDER BY {SORT_KEYS[table]}) "
                 f"TO '{tmp}/{table}.parquet' (FORMAT parquet, COMPRESSION zstd)"

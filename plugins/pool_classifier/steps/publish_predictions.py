@@ -1,7 +1,7 @@
-"""publish: the day's predictions and per-block pools into the tables users query.
+"""publish_predictions: the day's predictions and per-block pools into the tables users query.
 
 On `gcp` these are BigQuery tables partitioned by day (load jobs with the partition
-decorator and WRITE_TRUNCATE, built in `gcp_tasks.publish_predictions_gcp`). On `local`
+decorator and WRITE_TRUNCATE, built in `orchestration/gcp.py`). On `local`
 they are the same two tables, with the same columns (`include/schemas/pool_classifier.*.json`),
 in a DuckDB file beside the warehouse: the day's rows are deleted and inserted in one
 transaction, so a re-run replaces the day and a reader sees the old day or the new one.
@@ -16,16 +16,17 @@ import sys
 from pathlib import Path
 
 from pool_classifier import datasets
-from pool_classifier.targets import SCHEMA_DIR, Target, current_target
+from pool_classifier.datasets import SCHEMA_DIR
+from pool_classifier.targets import Target, current_target
 
-TABLES = ("address_scores", "block_pools")
+TABLES = datasets.PUBLISHED_TABLES
 _DUCKDB_TYPES = {"STRING": "VARCHAR", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN", "DATE": "DATE",
                  "INT64": "BIGINT", "TIMESTAMP": "TIMESTAMPTZ"}
 
 
 def published_db(target: Target) -> str:
     """The local stand-in for the BigQuery dataset of published tables."""
-    return str(Path(target.warehouse).with_name("pool_classifier.duckdb"))
+    return datasets.published_db(target.warehouse)
 
 
 def source_dir(target: Target, table: str, ds: str) -> str:

@@ -1,10 +1,10 @@
-"""score: score one day's active addresses with the champion in Spark; profiles, anomalies
-and the drift check beside the predictions.
+"""score_addresses: score one day's active addresses with the champion in Spark; profiles,
+anomalies and the drift check beside the predictions.
 
 The Spark job `spark_jobs/score_addresses.py` does the work (the model broadcast to the
-executors, applied per Arrow batch with `mapInPandas`); this module says where its inputs
-and outputs are, runs it on the target's Spark, and holds `score_batch`, the one function
-that turns a batch of feature rows into scored rows, in Spark and in process alike.
+executors, applied per Arrow batch with `mapInPandas`); this module builds its arguments,
+runs it with local spark-submit, and runs the same `model.scoring.score_batch` in process
+(`score_in_process`): the job's reference.
 
 Outputs for day `ds` (each folder replaced on a re-run):
 * `predictions/address_scores/dt=<ds>/`: address, score (probability of a pool address),
@@ -28,66 +28,21 @@ import sys
 from pathlib import Path
 
 from pool_classifier import datasets
+from pool_classifier.io import spark_runner
 from pool_classifier.model import registry
-from pool_classifier.io import spark_runner as spark_submit
 from pool_classifier.model.drift import DriftConfig, DriftError, FeatureDataError
-from pool_classifier.model.registry import ModelMismatchError, ModelNotFoundError  # noqa: F401 (raised by this step)
+from pool_classifier.model.registry import ModelMismatchError, ModelNotFoundError
+from pool_classifier.model.scoring import check_features, model_inputs, score_batch
 from pool_classifier.targets import Target, current_target
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ["address", "score", "label", "known_pool", "model_version", "logical_date"]
-PROFILE_COLUMNS = ["address", "profile", "anomaly_score", "is_anomaly", "model_version", "logical_date"]
-# What score_batch returns: both of the above in one row.
-SCORED_SCHEMA = (
-    "address string, score double, label boolean, known_pool boolean, profile int, "
-    "anomaly_score double, is_anomaly boolean, model_version string, logical_date date"
-)
+TASK_ID = "score_addresses"
 DRIFT_FILE = "drift.json"
 DRIFT_REPORT_FILE = "drift.md"
-# The errors the job reports by name (exit code spark_submit.DATA_ERROR_EXIT_CODE): a retry
+# The errors the job reports by name (exit code errors.DATA_ERROR_EXIT_CODE): a retry
 # would fail the same way.
 JOB_ERRORS = (DriftError, FeatureDataError, ModelMismatchError, ModelNotFoundError)
-
-
-def model_inputs(metadata: dict) -> list[str]:
-    """The feature columns score_batch reads: the classifier's and the profiles'."""
-    return sorted(set(metadata["features"]) | set(metadata["profiles"]["features"]))
-
-
-def check_features(metadata: dict, columns, ds: str) -> None:
-    missing = [c for c in model_inputs(metadata) if c not in columns]
-    if missing:
-        raise ModelMismatchError(
-            f"model {metadata['version']} needs features {missing} that the features of {ds} lack; "
-            "rebuild the features or retrain."
-        )
-
-
-def score_batch(version: registry.ModelVersion, batch, ds: str):
-    """Scored rows (SCORED_SCHEMA) for a batch of feature rows with a `known_pool` column."""
-    import datetime as dt
-
-    import pandas as pd
-
-    from pool_classifier.model.profiles import apply_profiles
-    from pool_classifier.steps.train_model import features_matrix, predict_scores
-
-    batch = batch.reset_index(drop=True)
-    scores = predict_scores(version.model, features_matrix(batch, version.features))
-    profiles = apply_profiles(version.profiles, batch)
-    n = len(batch)
-    return pd.DataFrame({
-        "address": batch["address"].astype(object),
-        "score": pd.Series(scores, dtype="float64"),
-        "label": pd.Series(scores >= version.threshold, dtype="bool"),
-        "known_pool": batch["known_pool"].astype("bool"),
-        "profile": profiles["profile"].astype("int32").to_numpy(),
-        "anomaly_score": profiles["anomaly_score"].astype("float64").to_numpy(),
-        "is_anomaly": profiles["is_anomaly"].astype("bool").to_numpy(),
-        "model_version": pd.Series([version.version] * n, dtype=object),
-        "logical_date": pd.Series([dt.date.fromisoformat(ds)] * n, dtype=object),
-    })
 
 
 def score_in_process(target: Target, ds: str, model_version: str | None = None):
@@ -106,28 +61,11 @@ def score_in_process(target: Target, ds: str, model_version: str | None = None):
     return score_batch(version, features[["address", *model_inputs(version.metadata), "known_pool"]], ds)
 
 
-def score_job_args(target: Target, ds: str, model_version: str | None = None,
-                   drift: DriftConfig = DriftConfig()) -> list[str]:
+def job_args(where: datasets.HasBucket, ds: str, model_version: str | None = None,
+             drift: DriftConfig = DriftConfig()) -> list[str]:
     """Arguments of spark_jobs/score_addresses.py for day `ds` (the same on every target)."""
-    args = [
-        "--ds", ds,
-        "--features", datasets.features_root(target),
-        "--registry", datasets.models_root(target),
-        "--predictions", datasets.predictions_root(target),
-        "--warn-psi", str(drift.warn_psi),
-        "--fail-psi", str(drift.fail_psi),
-    ]
+    args = ["--ds", ds, "--bucket", where.bucket, "--warn-psi", str(drift.warn_psi), "--fail-psi", str(drift.fail_psi)]
     return args + (["--model-version", model_version] if model_version else [])
-
-
-def _reraise_job_error(exc: spark_submit.SparkJobDataError) -> None:
-    """The job names its error class in its message: raise that class, not a generic one."""
-    text = str(exc)
-    for cls in JOB_ERRORS:
-        marker = f"{cls.__name__}: "
-        if marker in text:
-            raise cls(text[text.index(marker) + len(marker):]) from exc
-    raise exc
 
 
 def read_drift(target: Target, ds: str) -> dict:
@@ -138,15 +76,10 @@ def score_addresses(target: Target, ds: str, model_version: str | None = None) -
     """Score day `ds` with the champion (or `model_version`) in Spark; returns a summary."""
     import pyarrow.dataset as ds_
 
-    if target.spark_runner != "local":
-        raise NotImplementedError(
-            f"score_addresses runs Spark locally; target {target.name!r} submits a "
-            f"{target.spark_runner} batch through its own operator."
-        )
     try:
-        spark_submit.run_local(target, spark_submit.SCORE_JOB, score_job_args(target, ds, model_version))
-    except spark_submit.SparkJobDataError as exc:
-        _reraise_job_error(exc)
+        spark_runner.run_local(target, datasets.spark_job_file(TASK_ID), job_args(target, ds, model_version))
+    except spark_runner.SparkJobDataError as exc:
+        spark_runner.reraise_job_error(exc, JOB_ERRORS)
     drift = read_drift(target, ds)
     out = datasets.predictions_dir(target, ds)
     predictions = ds_.dataset(out, format="parquet")

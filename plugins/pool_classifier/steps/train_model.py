@@ -1,147 +1,40 @@
-"""train: fit the baseline and the challengers on the day's training set, compare them with the
-champion on the same evaluation rows, promote or not, and save the run in the registry.
+"""train_model: fit the candidates on the day's training set, compare the best with the
+champion on the same evaluation rows, promote it or not, and save the version in the
+registry with its report.
 
 Training set: `features/training_features/dt=<ds>`, made by the features job from the whole
 state: every labelled pool address with features (positives) and a seeded random sample of
 the other addresses (negatives, ~100 per positive; `negatives_per_positive` here can thin
-them further, seeded). Rows are sorted by address before anything else.
-
-Split by time: addresses first seen before a cut-off train, the others evaluate. The cut-off
-is the first-seen time that leaves the latest `eval_fraction` of the positives for evaluation;
-ties at the same time are ordered by a seeded hash of the address.
-
-Candidates, on that same split: the original random forest (200 trees, balanced class weights,
-the 26 original features) and a histogram gradient boosting on the behaviour features (the 30
-features without the four calendar months: a later evaluation period has later months by
-construction). The best on the evaluation rows is the run's challenger; it is saved as
-version `<candidate>-<ds>` with its report, and becomes champion only if it beats the champion
-in force before `ds` by `promotion_margin` of PR-AUC on the evaluation rows neither has been
-trained on. Same data and configuration ⇒ the same version, byte for byte.
+them further, seeded). How the candidates are fitted and compared: `model/training.py`.
+The version is saved as `<candidate>-<ds>` (`model/registry.py`); same data and
+configuration ⇒ the same version, byte for byte.
 
     python -m pool_classifier.steps.train_model --ds 2024-03-01
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-
-import numpy as np
 
 from pool_classifier import datasets
 from pool_classifier.model import registry
-from pool_classifier.model.drift import CALENDAR_FEATURES, DriftConfig
-from pool_classifier.model.drift import reference as drift_reference
-from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FEATURE_VERSION, FIRST_SEEN, ORIGINAL_FEATURES
-from pool_classifier.model.profiles import ProfileConfig
-from pool_classifier.model.registry import METADATA_FILE, MODEL_FILE  # noqa: F401 (their old home)
+from pool_classifier.model.training import (
+    TrainConfig,
+    TrainingDataError,
+    compare_with_champion,
+    decide,
+    explain,
+    fit_candidates,
+    prepare_rows,
+    time_split,
+    version_metadata,
+)
 from pool_classifier.targets import Target, current_target
 
 log = logging.getLogger(__name__)
-
-# How each address behaves, not when: the features without the calendar months.
-BEHAVIOUR_FEATURES: tuple[str, ...] = tuple(f for f in FEATURE_COLUMNS if f not in CALENDAR_FEATURES)
-# Days are counted from a Monday, so a weekly cadence trains on Mondays.
-CADENCE_EPOCH = dt.date(1970, 1, 5)
-
-
-class TrainingDataError(RuntimeError):
-    """The day's data cannot train a model (no positives, too few rows, a useless split…)."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One model to train: a name (the version prefix), a scikit-learn estimator, its features."""
-
-    name: str
-    estimator: str
-    features: tuple[str, ...]
-    params: dict = field(default_factory=dict)
-
-    def build(self, seed: int, threads: int):
-        from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-
-        classes = {
-            "RandomForestClassifier": RandomForestClassifier,
-            "HistGradientBoostingClassifier": HistGradientBoostingClassifier,
-        }
-        if self.estimator not in classes:
-            raise ValueError(f"candidate {self.name}: unknown estimator {self.estimator!r}; known: {sorted(classes)}")
-        params = {**self.params, "random_state": seed}
-        if self.estimator == "RandomForestClassifier":
-            params["n_jobs"] = threads
-        return classes[self.estimator](**params)
-
-
-# The original classifier.
-BASELINE = Candidate(
-    "rf", "RandomForestClassifier", ORIGINAL_FEATURES, {"n_estimators": 200, "class_weight": "balanced"}
-)
-CHALLENGER = Candidate(
-    "hgb", "HistGradientBoostingClassifier", BEHAVIOUR_FEATURES,
-    {"class_weight": "balanced", "max_iter": 200, "learning_rate": 0.1},
-)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    seed: int = 42
-    # Share of the positives (the latest first seen) held out to evaluate.
-    eval_fraction: float = 0.25
-    # A score at or above it predicts a pool address (balanced class weights: 0.5 is the
-    # point where the weighted classes are equally likely).
-    threshold: float = 0.5
-    # None: every negative of the training set (the features job samples ~100 per positive).
-    negatives_per_positive: float | None = None
-    candidates: tuple[Candidate, ...] = (BASELINE, CHALLENGER)
-    # PR-AUC points a challenger must gain over the champion to replace it.
-    promotion_margin: float = 0.01
-    min_positives: int = 10
-    min_eval_positives: int = 3
-    # Train every N days (1: daily, the demo; 7: weekly on Mondays, sensible in production).
-    retrain_every_days: int = 1
-    # Threads of the random forest's fit (joblib threads).
-    threads: int = 2
-    # OpenMP threads of the gradient boosting's fit. One: OpenMP threads spin while they wait
-    # for each other, and on shared cores (other tasks, Spark) two were measured slower than one.
-    openmp_threads: int = 1
-    importance_repeats: int = 5
-    # Permutation importance re-scores the evaluation rows (features × repeats) times: beyond
-    # this many rows it uses every evaluation positive and a seeded sample of the others.
-    importance_rows: int = 20_000
-    profiles: ProfileConfig = ProfileConfig()
-    drift: DriftConfig = DriftConfig()
-
-
-# ------------------------------------------------------------------ cadence
-
-
-def is_training_day(ds: str, every_days: int = TrainConfig.retrain_every_days) -> bool:
-    """Whether the cadence trains on `ds` (every day for 1, Mondays for 7, …)."""
-    if every_days < 1:
-        raise ValueError(f"retrain_every_days must be ≥ 1, got {every_days}")
-    return (dt.date.fromisoformat(ds) - CADENCE_EPOCH).days % every_days == 0
-
-
-def needs_training(target: Target, ds: str, config: TrainConfig = TrainConfig()) -> bool:
-    """A training day, or a day without any champion to score with."""
-    if is_training_day(ds, config.retrain_every_days):
-        return True
-    return registry.champion_entry(registry.read_promotions(target), ds) is None
-
-
-# ------------------------------------------------------------------ data and split
-
-
-def _address_hash(addresses, seed: int) -> np.ndarray:
-    """A seeded 64-bit hash per address: random-looking, the same on every run."""
-    import pandas as pd
-
-    return pd.util.hash_pandas_object(addresses, index=False, hash_key=f"{seed:016d}"[-16:]).to_numpy()
 
 
 def training_set(target: Target, ds: str, config: TrainConfig = TrainConfig()):
@@ -153,310 +46,54 @@ def training_set(target: Target, ds: str, config: TrainConfig = TrainConfig()):
         rows = pd.read_parquet(folder)
     except FileNotFoundError as exc:
         raise TrainingDataError(f"no training set at {folder}: run build_features for {ds} first.") from exc
-    needed = {"address", "label", "pool_name", *FEATURE_COLUMNS}
-    missing = sorted(needed - set(rows.columns))
-    if missing:
-        raise TrainingDataError(f"the training set {folder} lacks columns {missing}; rebuild the features of {ds}.")
-    positives = int(rows["label"].sum())
-    if positives < config.min_positives:
-        raise TrainingDataError(
-            f"only {positives} labelled pool addresses have features on {ds}; at least "
-            f"{config.min_positives} are needed to train. Build more days, or lower --min-coinbase-outputs."
-        )
-    rows = rows.sort_values("address", kind="stable").reset_index(drop=True)
-    if config.negatives_per_positive is not None:
-        negatives = np.flatnonzero(rows["label"].to_numpy() == 0)
-        keep = min(len(negatives), int(round(config.negatives_per_positive * positives)))
-        order = np.argsort(_address_hash(rows["address"].iloc[negatives], config.seed + 1), kind="stable")
-        kept = np.sort(np.concatenate([np.flatnonzero(rows["label"].to_numpy() == 1), negatives[order[:keep]]]))
-        rows = rows.iloc[kept].reset_index(drop=True)
-    return rows
+    return prepare_rows(rows, folder, ds, config)
 
 
-def first_seen(rows) -> tuple[np.ndarray, str]:
-    """Unix seconds of each address's first activity, and the column it comes from.
-
-    `first_seen_time` when the features have it; else the first month with a flow (the
-    calendar features are 0 for a side without flows), a coarser key whose ties the seeded
-    hash orders.
-    """
-    if FIRST_SEEN in rows.columns:
-        return rows[FIRST_SEEN].astype("int64").to_numpy(), FIRST_SEEN
-    months = rows[["output_month_min", "input_month_min"]].astype("float64").to_numpy()
-    months[months == 0] = np.nan
-    first = np.nanmin(np.where(np.isnan(months), np.inf, months), axis=1)
-    if np.isinf(first).any():
-        bad = rows["address"][np.isinf(first)].head(3).tolist()
-        raise TrainingDataError(f"addresses {bad} have neither a received nor a spent month; rebuild the features.")
-    return first.astype("int64"), f"min(output_month_min, input_month_min) ({FIRST_SEEN} absent)"
-
-
-def split_keys(rows, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
-    times, key = first_seen(rows)
-    return times, _address_hash(rows["address"], seed), key
-
-
-@dataclass
-class Split:
-    train: np.ndarray  # boolean masks over the rows
-    evaluate: np.ndarray
-    info: dict
-
-
-def _at_or_after(times, ties, cutoff_time: int, cutoff_tie: int) -> np.ndarray:
-    return (times > cutoff_time) | ((times == cutoff_time) & (ties >= np.uint64(cutoff_tie)))
-
-
-def time_split(rows, config: TrainConfig) -> Split:
-    """Train on the addresses first seen before the cut-off, evaluate on the others."""
-    times, ties, key = split_keys(rows, config.seed)
-    if key != FIRST_SEEN:
-        log.warning("split on %s: the training set predates %s; rebuild the features for a finer split", key, FIRST_SEEN)
-    labels = rows["label"].to_numpy()
-    order = np.lexsort((ties, times))
-    positive_positions = np.flatnonzero(labels[order] == 1)
-    n_eval = max(config.min_eval_positives, int(np.ceil(len(positive_positions) * config.eval_fraction)))
-    if len(positive_positions) - n_eval < 1:
-        raise TrainingDataError(
-            f"{len(positive_positions)} positives cannot be split into training and {n_eval} for evaluation; "
-            "build more days."
-        )
-    first_eval = order[positive_positions[len(positive_positions) - n_eval]]
-    cutoff_time, cutoff_tie = int(times[first_eval]), int(ties[first_eval])
-    evaluate = _at_or_after(times, ties, cutoff_time, cutoff_tie)
-    train = ~evaluate
-    info = {
-        "key": key,
-        "seed": config.seed,
-        "cutoff_time": cutoff_time,
-        "cutoff_utc": dt.datetime.fromtimestamp(cutoff_time, dt.timezone.utc).isoformat(),
-        # The hash of the first evaluated address: ties at the cut-off time at or above it evaluate.
-        "cutoff_tiebreak": str(cutoff_tie),
-        "train_rows": int(train.sum()),
-        "train_positives": int(labels[train].sum()),
-        "eval_rows": int(evaluate.sum()),
-        "eval_positives": int(labels[evaluate].sum()),
-        "ties_at_cutoff": int((times == cutoff_time).sum()),
-    }
-    return Split(train, evaluate, info)
-
-
-def unseen_by(rows, split_info: dict) -> np.ndarray:
-    """Rows that a model trained with `split_info` did not train on (at or after its cut-off)."""
-    times, ties, key = split_keys(rows, split_info["seed"])
-    if key != split_info["key"]:
-        # Another key: only what lies after its cut-off time is surely unseen.
-        return times > split_info["cutoff_time"]
-    return _at_or_after(times, ties, split_info["cutoff_time"], int(split_info["cutoff_tiebreak"]))
-
-
-# ------------------------------------------------------------------ fit and compare
-
-
-def features_matrix(rows, features) -> np.ndarray:
-    return rows[list(features)].astype("float64").to_numpy()
-
-
-def predict_scores(model, x) -> np.ndarray:
-    """Probability of the pool class, computed the same way on every run (one thread)."""
-    from threadpoolctl import threadpool_limits
-
-    if len(x) == 0:
-        return np.zeros(0)
-    with threadpool_limits(1):
-        return model.predict_proba(x)[:, 1]
-
-
-def fit_candidate(candidate: Candidate, rows, train_mask, config: TrainConfig):
-    """Fit on the training rows; prediction then runs on one thread (reproducible sums)."""
-    from threadpoolctl import threadpool_limits
-
-    model = candidate.build(config.seed, config.threads)
-    with threadpool_limits(config.openmp_threads):
-        model.fit(features_matrix(rows[train_mask], candidate.features), rows["label"].to_numpy()[train_mask])
-    if hasattr(model, "n_jobs"):
-        model.set_params(n_jobs=1)
-    return model
-
-
-def importance_sample(eval_rows, eval_labels, config: TrainConfig) -> np.ndarray:
-    """Positions of the evaluation rows permutation importance uses (all, up to importance_rows)."""
-    if len(eval_rows) <= config.importance_rows:
-        return np.arange(len(eval_rows))
-    positives = np.flatnonzero(eval_labels == 1)
-    negatives = np.flatnonzero(eval_labels == 0)
-    keep = max(0, config.importance_rows - len(positives))
-    order = np.argsort(_address_hash(eval_rows["address"].iloc[negatives], config.seed + 2), kind="stable")
-    return np.sort(np.concatenate([positives, negatives[order[:keep]]]))
-
-
-def decide(challenger: str, challenger_pr_auc: float, champion: dict | None, margin: float, min_positives: int) -> tuple[bool, str]:
-    """The promotion rule: (promote?, why), from PR-AUCs on the same unseen rows."""
-    if champion is None:
-        return True, f"no champion before this day: {challenger} becomes the first champion"
-    name = champion["version"]
-    if champion.get("error"):
-        return True, f"champion {name} cannot score any more ({champion['error']}); {challenger} replaces it"
-    if champion["positives"] < min_positives:
-        return False, (
-            f"only {champion['positives']} evaluation positives are unseen by both {challenger} and the "
-            f"champion {name} (at least {min_positives} needed to compare): the champion stays"
-        )
-    a, b = challenger_pr_auc, champion["metrics"]["pr_auc"]
-    if a - b >= margin:
-        return True, f"{challenger} beats the champion {name}: PR-AUC {a:.4f} vs {b:.4f} (margin {margin})"
-    return False, (
-        f"{challenger} does not beat the champion {name} by the margin: PR-AUC {a:.4f} vs {b:.4f} "
-        f"(needs ≥ {b + margin:.4f}); the champion stays"
-    )
-
-
-def _evaluate_champion(target: Target, ds: str, rows, split: Split, challenger_model, challenger: Candidate, config):
-    """The champion in force before `ds` and the challenger, on the evaluation rows neither saw."""
-    from pool_classifier.model.evaluation import classification_metrics
-
+def champion_before(target: Target, ds: str):
+    """The champion in force before `ds`: its version loaded, a record of why it cannot load, or None."""
     entry = registry.champion_entry(registry.read_promotions(target), ds, before=True)
     if entry is None:
-        return None, None
-    version = entry["version"]
+        return None
     try:
-        champion = registry.load_version(target, version)
+        return registry.load_version(target, entry["version"])
     except (registry.ModelMismatchError, registry.ModelNotFoundError) as exc:
-        log.warning("champion %s cannot be loaded: %s", version, exc)
-        return {"version": version, "error": str(exc)}, None
-    rows_mask = split.evaluate & unseen_by(rows, champion.metadata["split"])
-    labels = rows["label"].to_numpy()[rows_mask]
-    pools = rows["pool_name"].where(rows["label"] == 1, None).to_numpy()[rows_mask]
-    compared = rows[rows_mask]
-    champion_scores = predict_scores(champion.model, features_matrix(compared, champion.features))
-    challenger_scores = predict_scores(challenger_model, features_matrix(compared, challenger.features))
-    result = {
-        "version": version,
-        "rows": int(rows_mask.sum()),
-        "positives": int(labels.sum()),
-        "metrics": classification_metrics(labels, champion_scores, champion.threshold, pools),
-        "challenger_metrics": classification_metrics(labels, challenger_scores, config.threshold, pools),
-    }
-    curves = {"labels": labels, "champion": champion_scores, "challenger": challenger_scores}
-    return result, curves
-
-
-def _config_record(config: TrainConfig) -> dict:
-    record = asdict(config)
-    record["candidates"] = [
-        {"name": c.name, "estimator": c.estimator, "features": len(c.features), "params": c.params}
-        for c in config.candidates
-    ]
-    return record
+        log.warning("champion %s cannot be loaded: %s", entry["version"], exc)
+        return {"version": entry["version"], "error": str(exc)}
 
 
 def _in_bucket(target: Target, path: str) -> str:
+    """Relative to the bucket, so that a copied registry still says the same."""
     return path[len(target.bucket):].lstrip("/") if path.startswith(target.bucket) else path
 
 
 def train_model(target: Target, ds: str, config: TrainConfig = TrainConfig()) -> dict:
     """Train, compare, save and maybe promote; returns what the task log and XCom need."""
-    from pool_classifier.model import report as model_report
-    from pool_classifier.model.evaluation import classification_metrics, permutation_importances
-    from pool_classifier.model.profiles import fit_profiles
-
-    if not config.candidates:
-        raise ValueError("TrainConfig.candidates is empty: nothing to train")
     started = time.monotonic()
     rows = training_set(target, ds, config)
     split = time_split(rows, config)
     log.info("split: %s", split.info)
-    labels = rows["label"].to_numpy()
-    eval_rows = rows[split.evaluate]
-    eval_labels = labels[split.evaluate]
-    eval_pools = rows["pool_name"].where(rows["label"] == 1, None).to_numpy()[split.evaluate]
+    fitted = fit_candidates(rows, split, config)
+    best = fitted.best(config)
+    version, model = registry.version_id(best.name, ds), fitted.models[best.name]
 
-    fitted, candidates, eval_scores, fit_seconds = {}, {}, {}, {}
-    for candidate in config.candidates:
-        t0 = time.monotonic()
-        model = fit_candidate(candidate, rows, split.train, config)
-        fit_seconds[candidate.name] = round(time.monotonic() - t0, 1)
-        scores = predict_scores(model, features_matrix(eval_rows, candidate.features))
-        metrics = classification_metrics(eval_labels, scores, config.threshold, eval_pools)
-        fitted[candidate.name], eval_scores[candidate.name] = model, scores
-        candidates[candidate.name] = {
-            "estimator": candidate.estimator, "features": list(candidate.features), "metrics": metrics,
-        }
-        log.info("candidate %s: PR-AUC %.4f, recall@95%%P %.3f (fit in %.1f s)", candidate.name,
-                 metrics["pr_auc"], metrics["recall_at_95_precision"], time.monotonic() - t0)
-    # Ties go to the earlier candidate (the baseline first).
-    best = max(config.candidates, key=lambda c: (candidates[c.name]["metrics"]["pr_auc"], -config.candidates.index(c)))
-    version = registry.version_id(best.name, ds)
-    model = fitted[best.name]
-
-    champion, champion_curves = _evaluate_champion(target, ds, rows, split, model, best, config)
-    challenger_pr_auc = (
-        champion["challenger_metrics"]["pr_auc"] if champion and "challenger_metrics" in champion
-        else candidates[best.name]["metrics"]["pr_auc"]
-    )
+    champion, champion_curves = champion_before(target, ds), None
+    if isinstance(champion, registry.ModelVersion):
+        champion, champion_curves = compare_with_champion(champion, rows, split, model, best, config)
+    challenger_pr_auc = (champion or {}).get("challenger_metrics", fitted.results[best.name]["metrics"])["pr_auc"]
     promoted, reason = decide(version, challenger_pr_auc, champion, config.promotion_margin, config.min_eval_positives)
     log.info("%s: %s", "PROMOTED" if promoted else "NOT PROMOTED", reason)
 
-    sample = importance_sample(eval_rows, eval_labels, config)
-    importances = permutation_importances(
-        model, features_matrix(eval_rows.iloc[sample], best.features), eval_labels[sample], list(best.features),
-        config.seed, config.importance_repeats,
+    importances, importance_rows, profiles = explain(model, best, rows, split, config)
+    metadata = version_metadata(
+        version=version, ds=ds, best=best, fitted=fitted, rows=rows, split=split,
+        # Features cover every extracted day up to ds.
+        data_window={"first_day": (datasets.extracted_days(target, ds) or [ds])[0], "last_day": ds},
+        training_set=_in_bucket(target, datasets.features_dir(target, "training_features", ds)),
+        champion=champion, promoted=promoted, reason=reason, importances=importances,
+        importance_rows=importance_rows, profiles=profiles, config=config,
     )
-    profiles = fit_profiles(rows, list(BEHAVIOUR_FEATURES), config.seed, config.profiles, labels=labels)
-    positives = rows[rows["label"] == 1]
-    champion_before = champion["version"] if champion else None
-    metadata = {
-        "version": version,
-        "candidate": best.name,
-        "model": best.estimator,
-        "trained_for": ds,
-        "data": {
-            # Features cover every extracted day up to ds.
-            "window": {"first_day": (datasets.extracted_days(target, ds) or [ds])[0], "last_day": ds},
-            # Relative to the bucket, so that a copied registry still says the same.
-            "training_set": _in_bucket(target, datasets.features_dir(target, "training_features", ds)),
-            "rows": int(len(rows)),
-            "positives": int(len(positives)),
-            "negatives_sampled": int(len(rows) - len(positives)),
-            "positives_per_pool": {
-                str(k): int(v) for k, v in positives["pool_name"].value_counts().sort_index().items()
-            },
-        },
-        "split": split.info,
-        "feature_version": FEATURE_VERSION,
-        "features": list(best.features),
-        "threshold": config.threshold,
-        "params": {**best.params, "random_state": config.seed},
-        "config": _config_record(config),
-        "metrics": candidates[best.name]["metrics"],
-        "candidates": candidates,
-        "importances": importances,
-        "importance_rows": {"rows": int(len(sample)), "positives": int(eval_labels[sample].sum())},
-        "champion": champion,
-        "promotion": {
-            "promoted": promoted,
-            "reason": reason,
-            "margin": config.promotion_margin,
-            "champion_before": champion_before,
-            "champion_after": version if promoted else champion_before,
-        },
-        "profiles": profiles.summary(),
-        "drift_reference": drift_reference(rows[split.train], FEATURE_COLUMNS, config.drift.bins),
-        "git_commit": registry.git_commit(),
-        "libraries": registry.library_versions(),
-    }
-
-    def write_report(folder):
-        model_report.write_report(
-            folder, metadata,
-            eval_labels=eval_labels, eval_scores=eval_scores, champion_curves=champion_curves,
-        )
-
-    path = registry.save_version(target, version, model, profiles, metadata, write_report)
-    registry.record_decision(
-        target, ds,
-        {"version": version, "pr_auc": challenger_pr_auc, "reason": reason} if promoted else None,
-    )
+    path = _save(target, ds, version, model, profiles, metadata, rows, split, fitted, champion_curves,
+                 {"version": version, "pr_auc": challenger_pr_auc, "reason": reason} if promoted else None)
     champion_now = registry.champion_version(target, ds)
     report = registry.report_path(target, version)
     log.info("model report: %s (%s)", report, registry.report_uri(target, version))
@@ -467,15 +104,30 @@ def train_model(target: Target, ds: str, config: TrainConfig = TrainConfig()) ->
         "promoted": promoted,
         "reason": reason,
         "champion": champion_now,
-        "metrics": candidates[best.name]["metrics"],
-        "candidates": {name: c["metrics"] for name, c in candidates.items()},
+        "metrics": fitted.results[best.name]["metrics"],
+        "candidates": {name: c["metrics"] for name, c in fitted.results.items()},
         "champion_metrics": champion["metrics"] if champion and "metrics" in champion else None,
         "challenger_metrics_vs_champion": champion.get("challenger_metrics") if champion else None,
         "report": report,
         "report_uri": registry.report_uri(target, version),
         "seconds": round(time.monotonic() - started, 1),
-        "fit_seconds": fit_seconds,
+        "fit_seconds": fitted.fit_seconds,
     }
+
+
+def _save(target, ds, version, model, profiles, metadata, rows, split, fitted, champion_curves, promotion) -> str:
+    """The version folder with its report, then the day's promotion decision."""
+    from pool_classifier.model import report as model_report
+
+    def write_report(folder):
+        model_report.write_report(
+            folder, metadata, eval_labels=rows["label"].to_numpy()[split.evaluate],
+            eval_scores=fitted.eval_scores, champion_curves=champion_curves,
+        )
+
+    path = registry.save_version(target, version, model, profiles, metadata, write_report)
+    registry.record_decision(target, ds, promotion)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,19 +1,27 @@
-"""Settings of the `gcp` target: project, region, buckets, dataset, the bytes cap, and the
-Dataproc Serverless runtime and sizing (with the reason for each value).
+"""The `gcp` target: Cloud Storage for the data, BigQuery for crypto_bitcoin, Dataproc
+Serverless for Spark; its settings (project, region, buckets, dataset, the bytes cap) and
+the Dataproc runtime and sizing, with the reason for each value. Its tasks:
+`orchestration/gcp.py`.
 
 Fixed facts (where the data is, which runtime matches the pinned pyspark, the sizing) are
 constants here. What differs per installation lives in one Airflow Variable,
-`pool_classifier_gcp` (JSON), that `make deploy-composer` sets; it is read at run time
-only (`load_settings`), never while the DAG is parsed. Tasks see it in their templates as
-`{{ gcp.<name> }}`. The data bucket itself is `POOL_CLASSIFIER_BUCKET` (see targets.py).
+`pool_classifier_gcp` (JSON), that `make deploy-composer` sets; the orchestration reads it
+at run time only (`orchestration.gcp.load_settings`), never while the DAG is parsed. Tasks
+see it in their templates as `{{ gcp.<name> }}`. The data bucket itself is
+`POOL_CLASSIFIER_BUCKET`.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+from pool_classifier.targets import Target
+
+BUCKET_ENV = "POOL_CLASSIFIER_BUCKET"
 
 # The Airflow Variable that holds the settings below, as one JSON object.
 SETTINGS_VARIABLE = "pool_classifier_gcp"
@@ -21,6 +29,7 @@ SETTINGS_VARIABLE = "pool_classifier_gcp"
 # `bigquery-public-data.crypto_bitcoin` is stored in the US multi-region; a query runs
 # where its data is, and the output dataset is kept there too so loads need no copy.
 BIGQUERY_LOCATION = "US"
+SOURCE_DATASET = "bigquery-public-data.crypto_bitcoin"
 SOURCE_TABLES = {
     "blocks": "bigquery-public-data.crypto_bitcoin.blocks",
     "transactions": "bigquery-public-data.crypto_bitcoin.transactions",
@@ -65,10 +74,6 @@ DATAPROC_SPARK_PROPERTIES = {
 # A batch still running after this is stopped by Dataproc: a day takes minutes, so a
 # runaway batch bills at most 2 h × ~16 DCU ≈ $2 instead of running until cancelled.
 DATAPROC_BATCH_TTL_SECONDS = 2 * 3600
-
-# Layout of the jobs bucket: what `make deploy-composer` uploads and the batches read.
-JOBS_PREFIX = "pool_classifier"
-CODE_ZIP_NAME = "pool_classifier.zip"
 
 # Where the deploy puts include/ on Composer (it maps only dags/, plugins/ and data/).
 COMPOSER_INCLUDE_DIR = "/home/airflow/gcs/plugins/include"
@@ -163,11 +168,8 @@ def template(name: str) -> str:
     return "{{ gcp.%s }}" % name
 
 
-def load_settings() -> GcpSettings:
-    """The settings from the Airflow Variable (or AIRFLOW_VAR_POOL_CLASSIFIER_GCP). Run time only."""
-    from airflow.sdk import Variable
-
-    raw = Variable.get(SETTINGS_VARIABLE, default=None)
+def settings_from_variable(raw) -> GcpSettings:
+    """The settings from the Variable's value (JSON text or a mapping; None when unset)."""
     if raw is None:
         raise GcpSettingsError(
             f"the Airflow Variable {SETTINGS_VARIABLE!r} is not set: the gcp target needs its "
@@ -182,30 +184,32 @@ def load_settings() -> GcpSettings:
     return GcpSettings.from_mapping(values)
 
 
-# ---------------------------------------------------------------- jobs bucket layout
-
-
-def jobs_root(jobs_bucket: str) -> str:
-    return f"{jobs_bucket.rstrip('/')}/{JOBS_PREFIX}"
-
-
-def spark_job_uri(jobs_bucket: str, job_file: str) -> str:
-    """A file of spark_jobs/ as uploaded by the deploy."""
-    return f"{jobs_root(jobs_bucket)}/spark_jobs/{job_file}"
-
-
-def code_zip_uri(jobs_bucket: str) -> str:
-    """The pool_classifier package, zipped by the deploy, shipped to every batch."""
-    return f"{jobs_root(jobs_bucket)}/code/{CODE_ZIP_NAME}"
-
-
-def pools_uri(jobs_bucket: str) -> str:
-    return f"{jobs_root(jobs_bucket)}/include/pools/pools-v2.json"
-
-
 def split_gcs_uri(uri: str) -> tuple[str, str]:
     """gs://bucket/a/b → ("bucket", "a/b")."""
     if not uri.startswith("gs://"):
         raise ValueError(f"{uri!r} is not a gs:// URI")
     bucket, _, path = uri[len("gs://"):].partition("/")
     return bucket, path
+
+
+def target_for_bucket(bucket: str) -> Target:
+    """The gcp target over the data bucket `gs://…` (what a batch is given)."""
+    return Target(
+        name="gcp",
+        bucket=bucket.rstrip("/"),
+        warehouse=SOURCE_DATASET,
+        tasks="gcp",
+        # Dataproc Serverless sizing, with the reason for each value: above.
+        spark_conf=dict(DATAPROC_SPARK_PROPERTIES),
+    )
+
+
+def target() -> Target:
+    """The gcp target of this deployment (its data bucket from POOL_CLASSIFIER_BUCKET)."""
+    bucket = os.environ.get(BUCKET_ENV, "")
+    if not bucket:
+        raise RuntimeError(
+            f"POOL_CLASSIFIER_TARGET=gcp needs {BUCKET_ENV}=gs://<bucket> "
+            "(the bucket that holds extracts, features, models and predictions)."
+        )
+    return target_for_bucket(bucket)

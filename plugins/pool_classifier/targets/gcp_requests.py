@@ -2,15 +2,15 @@
 Serverless batches, built by pure functions (no Airflow, no Google client).
 
 Every argument may be a value or a Jinja template that Airflow renders at run time
-(`{{ ds }}`, `{{ gcp.project }}`…): `gcp_tasks.py` passes templates, the tests pass both.
+(`{{ ds }}`, `{{ gcp.project }}`…): `orchestration/gcp.py` passes templates, the tests pass both.
 The bodies use the API's own field names: BigQuery's REST `JobConfiguration` (camelCase,
 parsed by `google.cloud.bigquery.*JobConfig.from_api_repr`) and Dataproc's `Batch`
 (snake_case, parsed by `google.cloud.dataproc_v1.Batch`).
 """
 from __future__ import annotations
 
-from pool_classifier.targets import gcp as gcp_config
-from pool_classifier.targets import SQL_DIR
+from pool_classifier.datasets import sql_file
+from pool_classifier.targets import gcp
 
 PIPELINE_LABEL = "mining-pool-classifier"
 
@@ -21,14 +21,14 @@ class BytesCapExceeded(RuntimeError):
 
 def extract_select(table: str) -> str:
     """The extract SQL file of `table` as written (Jinja `{{ ds }}` left for Airflow)."""
-    return (SQL_DIR / f"extract_{table}.sql").read_text()
+    return sql_file(f"extract_{table}").read_text()
 
 
 def export_statement(select_sql: str, export_dir: str) -> str:
     """`EXPORT DATA` of the SELECT to `<export_dir>/*.parquet`, replacing files of the same name.
 
     The files of an earlier run that this one does not rewrite are removed before the job
-    (`gcp_tasks`), so the folder is exactly this run's output.
+    (`orchestration/gcp_operators.py`), so the folder is exactly this run's output.
     """
     return (
         f"EXPORT DATA OPTIONS (uri = '{export_dir}/*.parquet', format = 'PARQUET', overwrite = true) AS\n"
@@ -57,9 +57,9 @@ def check_bytes_cap(estimate: int, cap: int, what: str) -> None:
     """Refuse a query whose dry run estimates more bytes than the cap, saying both."""
     if estimate > cap:
         raise BytesCapExceeded(
-            f"{what}: the dry run estimates {estimate:,} bytes ({estimate / gcp_config.GIB:.2f} GiB), "
-            f"above the cap of {cap:,} bytes ({cap / gcp_config.GIB:.2f} GiB, setting max_bytes_billed "
-            f"of the Variable {gcp_config.SETTINGS_VARIABLE}). Nothing was run or billed. Check the "
+            f"{what}: the dry run estimates {estimate:,} bytes ({estimate / gcp.GIB:.2f} GiB), "
+            f"above the cap of {cap:,} bytes ({cap / gcp.GIB:.2f} GiB, setting max_bytes_billed "
+            f"of the Variable {gcp.SETTINGS_VARIABLE}). Nothing was run or billed. Check the "
             "query's partition filter; raise the cap only if the data really grew."
         )
 
@@ -73,7 +73,7 @@ def load_configuration(
     The table must exist (`make deploy-composer` creates it from include/schemas/): a load
     never creates a table with a guessed schema.
     """
-    spec = gcp_config.BIGQUERY_TABLES[table]
+    spec = gcp.BIGQUERY_TABLES[table]
     return {
         "load": {
             "sourceUris": list(source_uris),
@@ -101,7 +101,7 @@ def spark_batch(
             "python_file_uris": [code_zip_uri],
         },
         "runtime_config": {
-            "version": gcp_config.DATAPROC_RUNTIME_VERSION,
+            "version": gcp.DATAPROC_RUNTIME_VERSION,
             "properties": dict(properties),
         },
         "environment_config": {
@@ -111,7 +111,7 @@ def spark_batch(
                 # Runtime 3.0 runs as the submitter by default: run as the pipeline's
                 # account, whose roles are the ones docs/gcp.md lists.
                 "authentication_config": {"user_workload_authentication_type": "SERVICE_ACCOUNT"},
-                "ttl": {"seconds": gcp_config.DATAPROC_BATCH_TTL_SECONDS},
+                "ttl": {"seconds": gcp.DATAPROC_BATCH_TTL_SECONDS},
             },
         },
         "labels": dict(batch_labels),

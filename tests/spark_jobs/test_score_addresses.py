@@ -1,0 +1,115 @@
+"""Scoring in Spark: the same rows as in-process scoring, the drift counts of pandas, the champion
+resolved by the job, clear refusals; and the job itself through spark-submit."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pool_classifier import datasets
+from pool_classifier.model import drift, registry, scoring, training
+from pool_classifier.model.profiles import ProfileConfig
+from pool_classifier.steps import score_addresses, train_model
+
+from spark_jobs import score_addresses as job
+from tests.model.features_day import write_day, write_parquet
+
+DS = "2024-03-02"
+FAST = dict(profiles=ProfileConfig(k_max=3), importance_repeats=1)
+CONFIGS = {
+    "rf": training.TrainConfig(candidates=(training.Candidate(
+        "rf", "RandomForestClassifier", training.ORIGINAL_FEATURES, {"n_estimators": 40, "class_weight": "balanced"}),), **FAST),
+    "hgb": training.TrainConfig(candidates=(training.Candidate(
+        "hgb", "HistGradientBoostingClassifier", training.BEHAVIOUR_FEATURES, {"max_iter": 50}),), **FAST),
+}
+
+
+def _spark_scored(spark, target, version: str | None = None, partitions: int = 3) -> pd.DataFrame:
+    model = job.load_model(spark, target, version or job.resolve_version(spark, target, DS, None))
+    features = spark.read.parquet(datasets.features_dir(target, "address_features", DS)).repartition(partitions)
+    labels = spark.read.parquet(datasets.features_dir(target, "address_labels", DS))
+    broadcast = spark.sparkContext.broadcast(model)
+    scored = job.score(job.with_known_pool(features, labels), broadcast, scoring.model_inputs(model[3]), DS)
+    return scored.toPandas().sort_values("address", kind="stable").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("candidate", sorted(CONFIGS))
+def test_spark_scoring_equals_in_process_scoring_row_for_row(spark, local_target, candidate):
+    write_day(local_target, DS)
+    train_model.train_model(local_target, DS, CONFIGS[candidate])
+    in_process = score_addresses.score_in_process(local_target, DS)
+    in_spark = _spark_scored(spark, local_target)
+
+    assert len(in_spark) == 3060 and in_spark["known_pool"].sum() == 60
+    assert (in_spark["model_version"] == f"{candidate}-{DS}").all()
+    # Exactly equal: the same scores to the last bit, whatever the partitioning.
+    pd.testing.assert_frame_equal(in_spark, in_process, check_exact=True)
+    # And the scores mean something: the pools score higher.
+    assert in_spark.groupby("known_pool")["score"].mean()[True] > 0.5
+
+
+def test_spark_drift_counts_equal_the_pandas_counts(spark):
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"a": rng.normal(0, 1, 500), "b": rng.integers(0, 3, 500).astype("float64")})
+    ref = drift.reference(frame, ["a", "b"], bins=10)
+    today = frame.copy()
+    today.loc[:9, "a"] = ref["a"]["edges"][3]  # exactly on an edge
+    today.loc[10:12, "b"] = None
+    expected = drift.bin_counts(today, ref).sort_values(["feature", "bin"]).reset_index(drop=True)
+    counted = job.drift_counts(spark.createDataFrame(today), ref).sort_values(["feature", "bin"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(counted, expected)
+
+
+def test_the_job_refuses_a_model_that_does_not_match_this_code(spark, local_target):
+    write_day(local_target, DS)
+    version = train_model.train_model(local_target, DS, CONFIGS["hgb"])["version"]
+    file = Path(registry.version_dir(local_target, version)) / registry.METADATA_FILE
+    metadata = json.loads(file.read_text())
+    metadata["libraries"]["joblib"] = "0.1"
+    file.write_text(json.dumps(metadata))
+    with pytest.raises(registry.ModelMismatchError, match=r"joblib 0\.1 \(installed"):
+        job.load_model(spark, local_target, version)
+
+
+def test_the_job_names_what_is_missing(spark, local_target):
+    with pytest.raises(registry.ModelNotFoundError, match="no champion for 2024-03-02"):
+        job.resolve_version(spark, local_target, DS, None)
+    with pytest.raises(registry.ModelNotFoundError, match="hgb-1999-01-01/metadata.json not found"):
+        job.load_model(spark, local_target, "hgb-1999-01-01")
+
+
+@pytest.mark.slow
+def test_score_addresses_runs_the_spark_job_with_the_champion(local_target):
+    write_day(local_target, DS)
+    trained = train_model.train_model(local_target, DS, CONFIGS["hgb"])
+    result = score_addresses.score_addresses(local_target, DS)
+
+    assert result["model_version"] == trained["champion"] == f"hgb-{DS}"
+    assert result["rows"] == 3060
+    assert result["drift"]["status"] == "ok" and result["drift"]["fail"] == []
+    predictions = Path(result["path"])
+    assert sorted(p.name for p in predictions.iterdir()) == ["part-00000.parquet"]
+    expected = score_addresses.score_in_process(local_target, DS)
+    written = pd.read_parquet(predictions)
+    pd.testing.assert_frame_equal(written, expected[scoring.PREDICTION_COLUMNS], check_exact=True)
+    profiles = pd.read_parquet(result["profiles_path"])
+    pd.testing.assert_frame_equal(profiles, expected[scoring.PROFILE_COLUMNS], check_exact=True)
+    assert result["predicted_pools"] == int(written["label"].sum())
+    assert Path(result["drift"]["report"]).read_text().startswith(f"# Drift check for {DS}")
+
+
+@pytest.mark.slow
+def test_far_drift_fails_the_run_naming_the_features_and_writes_no_predictions(local_target):
+    frame = write_day(local_target, DS)
+    train_model.train_model(local_target, DS, CONFIGS["hgb"])
+    folder = Path(datasets.features_dir(local_target, "address_features", DS))
+    frame["stddev_tx_input_value"] = frame["stddev_tx_input_value"] * 1e6 + 1e6
+    write_parquet(frame, folder / "part-00000.parquet")
+
+    with pytest.raises(drift.DriftError, match=r"stddev_tx_input_value \(PSI \d+\.\d+\)"):
+        score_addresses.score_addresses(local_target, DS)
+    assert not Path(datasets.predictions_dir(local_target, DS)).exists()
+    report = json.loads((Path(datasets.drift_dir(local_target, DS)) / score_addresses.DRIFT_FILE).read_text())
+    assert report["status"] == "fail" and report["fail"] == ["stddev_tx_input_value"]

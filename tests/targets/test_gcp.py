@@ -1,0 +1,36 @@
+"""The BigQuery tables the day's Parquet is loaded into have exactly the columns and types
+the jobs write: a load into an existing table fails on any difference."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from pool_classifier.datasets import POOLS_FILE, SCHEMA_DIR
+
+SPARK_TO_BIGQUERY = {"string": "STRING", "bigint": "INT64", "int": "INT64", "timestamp": "TIMESTAMP",
+                     "double": "FLOAT64", "boolean": "BOOL", "date": "DATE"}
+
+
+def table_columns(table: str) -> dict[str, str]:
+    return {f["name"]: f["type"] for f in json.loads((SCHEMA_DIR / f"pool_classifier.{table}.json").read_text())}
+
+
+def test_block_pools_table_has_the_columns_and_types_the_features_job_writes(spark):
+    from spark_jobs.build_features import attribute_blocks
+
+    blocks = spark.createDataFrame(
+        [("00ab", 840000, dt.datetime(2024, 4, 20, 0, 9, 27), "2f736c7573682f")],  # "/slush/"
+        "block_hash string, block_number long, block_timestamp timestamp, coinbase_param string",
+    )
+    coinbase_outputs = spark.createDataFrame([], "block_number long, address string")
+    pools = spark.read.option("multiLine", True).json(str(POOLS_FILE))
+    written = attribute_blocks(blocks, coinbase_outputs, pools)
+    assert {f.name: SPARK_TO_BIGQUERY[f.dataType.simpleString()] for f in written.schema.fields} == table_columns(
+        "block_pools")
+
+
+def test_address_scores_table_has_the_columns_the_scoring_job_writes():
+    from pool_classifier.model.scoring import PREDICTION_COLUMNS, SCORED_SCHEMA
+
+    types = dict(part.strip().split(" ", 1) for part in SCORED_SCHEMA.split(","))
+    assert {c: SPARK_TO_BIGQUERY[types[c]] for c in PREDICTION_COLUMNS} == table_columns("address_scores")
