@@ -41,7 +41,6 @@ from pool_classifier import datasets, targets  # noqa: E402
 from pool_classifier.io import spark_runner, sql, warehouse
 from pool_classifier.steps import build_features as features
 from pool_classifier.steps import extract_day as extract
-
 from tools import synthetic_chain
 
 BENCH = ROOT / "bench"

@@ -36,6 +36,7 @@ for p in (ROOT / "plugins", ROOT, ROOT / "bench"):
 os.environ.setdefault("TZ", "UTC")
 
 import bench_features  # noqa: E402  (the bench day: generated, loaded and extracted once)
+
 from pool_classifier import datasets, targets  # noqa: E402
 from pool_classifier.io import spark_runner
 from pool_classifier.model import scoring

@@ -45,6 +45,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, chain, dag
+
 from pool_classifier import steps
 from pool_classifier.orchestration import tasks_for
 from pool_classifier.orchestration.alerts import OnCallNotifier, dag_deadline

@@ -23,13 +23,14 @@ import string
 import sys
 from datetime import date, timedelta
 
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
 from pool_classifier import datasets
 from pool_classifier.errors import DATA_ERROR_EXIT_CODE, StateOrderError
 from pool_classifier.io import spark_io
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 from pool_classifier.steps.build_features import SETTINGS
-from pyspark.sql import DataFrame, SparkSession, Window
-from pyspark.sql import functions as F
 
 SECONDS_PER_DAY = 86400
 SATOSHI_SUM = "decimal(38,0)"

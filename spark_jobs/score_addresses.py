@@ -26,6 +26,9 @@ import json
 import sys
 import time
 
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
 from pool_classifier import datasets
 from pool_classifier.errors import DATA_ERROR_EXIT_CODE
 from pool_classifier.io import spark_io
@@ -37,13 +40,7 @@ from pool_classifier.model.scoring import (
     check_features,
     model_inputs,
 )
-from pool_classifier.steps.score_addresses import (
-    DRIFT_FILE,
-    DRIFT_REPORT_FILE,
-    JOB_ERRORS,
-)
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pool_classifier.steps.score_addresses import DRIFT_FILE, DRIFT_REPORT_FILE, JOB_ERRORS
 
 # Rows per predictions file: a day is one file up to this size.
 ROWS_PER_FILE = 2_000_000

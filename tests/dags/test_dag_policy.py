@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from pool_classifier import steps
 
+from pool_classifier import steps
 from tests.conftest import PROJECT_ROOT
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
@@ -163,6 +163,7 @@ def test_unknown_target_is_refused_by_name(monkeypatch):
 def test_data_errors_fail_the_task_without_retry():
     """A day with no blocks fails the same way on every retry: fail at once, saying why."""
     from airflow.exceptions import AirflowFailException
+
     from pool_classifier.orchestration.tasks import fail_without_retry_on_bad_data
     from pool_classifier.steps.extract_day import NoBlocksError
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.io import bucket_mirror, warehouse
 from pool_classifier.io.bucket_mirror import LocalStore
@@ -22,7 +23,6 @@ from pool_classifier.steps.extract_day import extract_day
 from pool_classifier.steps.quality_gate import QualityGateError
 from pool_classifier.targets import Target
 from pool_classifier.targets.gcp import target_for_bucket
-
 from tools import synthetic_chain
 
 DS = "2024-03-02"

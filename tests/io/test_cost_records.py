@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+
 from pool_classifier.datasets import SCHEMA_DIR
 from pool_classifier.io import cost_records
 from pool_classifier.io.cost_records import Prices, RunInfo

@@ -6,9 +6,9 @@ import json
 import shutil
 
 import pytest
+
 from pool_classifier.io import atomic as storage
 from pool_classifier.io import warehouse
-
 from tests.conftest import REAL_DATA
 
 

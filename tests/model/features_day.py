@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from pool_classifier import datasets
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 

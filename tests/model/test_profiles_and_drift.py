@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from pool_classifier.model import drift
 from pool_classifier.model.profiles import ProfileConfig, apply_profiles, fit_profiles
 from pool_classifier.model.training import BEHAVIOUR_FEATURES

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+
 from pool_classifier.model import registry, training
 from pool_classifier.model.profiles import ProfileConfig
 from pool_classifier.steps import train_model
-
 from tests.model.features_day import write_day
 
 DAY_1, DAY_2 = "2024-03-01", "2024-03-02"

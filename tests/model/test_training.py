@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from pool_classifier.model import registry, training
 from pool_classifier.model.feature_spec import FIRST_SEEN, ORIGINAL_FEATURES
 from pool_classifier.steps import score_addresses, should_train, train_model
-
 from tests.model.features_day import feature_rows, write_day
 
 DS = "2024-03-02"

@@ -40,6 +40,7 @@ def build_gcp_dag(target):
     file wires them."""
     import pendulum
     from airflow.sdk import DAG, chain
+
     from pool_classifier.orchestration import tasks_for
 
     tasks = tasks_for(target)

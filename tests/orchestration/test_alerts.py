@@ -21,8 +21,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from pool_classifier.orchestration import alerts
 
+from pool_classifier.orchestration import alerts
 from tests.conftest import PROJECT_ROOT
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -237,11 +237,7 @@ def test_an_unknown_kind_is_refused():
 
 
 def test_the_deadline_is_the_logical_date_plus_the_interval_and_survives_serialization():
-    from airflow.sdk.definitions.deadline import (
-        AsyncCallback,
-        DeadlineAlert,
-        DeadlineReference,
-    )
+    from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
 
     alert = alerts.daily_run_deadline()
     assert isinstance(alert.reference, type(DeadlineReference.DAGRUN_LOGICAL_DATE))

@@ -8,21 +8,13 @@ import json
 import re
 
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.io import sql_checks
 from pool_classifier.targets import gcp as gcp_config
 from pool_classifier.targets import gcp_requests
 from pool_classifier.targets.gcp import target_for_bucket
-
-from tests.orchestration.gcp_dag import (
-    BUCKET,
-    DS,
-    GOOGLE_TASKS,
-    SETTINGS,
-    build_gcp_dag,
-    gcp_environment,
-    render,
-)
+from tests.orchestration.gcp_dag import BUCKET, DS, GOOGLE_TASKS, SETTINGS, build_gcp_dag, gcp_environment, render
 
 BATCHES = ("build_features", "train_model", "score_addresses")
 EXPORTS = {f"extract_day.export_{t}": t for t in datasets.EXTRACT_TABLES}
@@ -273,6 +265,7 @@ def test_cost_records_load_into_the_run_costs_table(local_target):
     import datetime as dt
 
     from google.cloud import bigquery
+
     from pool_classifier.io import cost_records
 
     config = gcp_requests.load_configuration(

@@ -1,6 +1,5 @@
 """The README documents what the code does: every feature, the two commands first."""
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS
-
 from tests.conftest import PROJECT_ROOT
 
 README = (PROJECT_ROOT / "README.md").read_text()

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Callable
 
 import duckdb
+
 from pool_classifier import datasets, targets
 from pool_classifier.io import warehouse
-
 from tools import run_summary, synthetic_chain
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.io import warehouse
 from pool_classifier.io.warehouse import MAX_MONEY_SATOSHI, WarehouseLoadError
@@ -21,7 +22,6 @@ from pool_classifier.steps import extract_day as extract
 from pool_classifier.steps.check_extract import check_extract
 from pool_classifier.steps.extract_day import NoBlocksError
 from pool_classifier.steps.quality_gate import QualityGateError
-
 from tests.conftest import PROJECT_ROOT
 from tests.reliability.scenarios import DAY_LIST
 

@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.io import cost_records
 from pool_classifier.model import registry
-from pool_classifier.steps import (
-    check_extract,
-    check_features,
-    check_scores,
-    publish_predictions,
-    quality_gate,
-)
-
+from pool_classifier.steps import check_extract, check_features, check_scores, publish_predictions, quality_gate
 from tests.reliability.scenarios import CORE_OUTPUTS, DAY_LIST
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]

@@ -12,14 +12,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pool_classifier import datasets
 
-from tests.reliability.scenarios import (
-    DAY_LIST,
-    RERUN_DAY,
-    SHUFFLED,
-    assert_same_as_reference,
-)
+from pool_classifier import datasets
+from tests.reliability.scenarios import DAY_LIST, RERUN_DAY, SHUFFLED, assert_same_as_reference
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 

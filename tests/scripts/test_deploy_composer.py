@@ -13,9 +13,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.targets import gcp as gcp_config
-
 from tests.conftest import PROJECT_ROOT
 from tests.orchestration.gcp_dag import BUCKET, SETTINGS
 

@@ -8,9 +8,9 @@ import json
 from decimal import Decimal
 
 import pytest
+
 from pool_classifier.datasets import POOLS_FILE
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
-
 from spark_jobs import build_features as job
 from tests.conftest import REAL_DATA
 

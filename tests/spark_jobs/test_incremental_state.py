@@ -8,13 +8,13 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
+
 from pool_classifier import datasets
 from pool_classifier.datasets import POOLS_FILE
 from pool_classifier.io import warehouse
 from pool_classifier.steps import build_features, extract_day
 from pool_classifier.targets import current_target
-from pyspark.sql import functions as F
-
 from spark_jobs import build_features as job
 from tools import synthetic_chain
 from tools.run_summary import folder_checksum

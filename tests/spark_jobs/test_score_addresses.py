@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.model import drift, registry, scoring, training
 from pool_classifier.model.profiles import ProfileConfig
 from pool_classifier.steps import score_addresses, train_model
-
 from spark_jobs import score_addresses as job
 from tests.model.features_day import write_day, write_parquet
 

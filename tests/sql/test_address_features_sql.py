@@ -9,10 +9,10 @@ import math
 from decimal import Decimal
 
 import pytest
+
 from pool_classifier.io import sql, warehouse
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 from pool_classifier.steps import extract_day as extract
-
 from spark_jobs import build_features as job
 from tools import synthetic_chain
 

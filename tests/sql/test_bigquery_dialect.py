@@ -3,9 +3,9 @@ transactions/blocks filters its partition column (the check fails a query withou
 from __future__ import annotations
 
 import pytest
+
 from pool_classifier.datasets import SQL_DIR
 from pool_classifier.io import sql, sql_checks
-
 from tests.orchestration.gcp_dag import DS, SHARED_SCHEMA_DIR
 
 SQL_FILES = sorted(p.stem for p in SQL_DIR.glob("*.sql"))

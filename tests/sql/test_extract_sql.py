@@ -11,10 +11,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
+
 from pool_classifier import datasets
 from pool_classifier.io import sql
 from pool_classifier.steps import extract_day as extract
-
 from tests.conftest import REAL_DATA
 
 

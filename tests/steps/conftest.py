@@ -7,15 +7,10 @@ import datetime as dt
 import shutil
 
 import pytest
-from pool_classifier.io import warehouse
-from pool_classifier.steps import (
-    build_features,
-    extract_day,
-    score_addresses,
-    train_model,
-)
-from pool_classifier.targets import Target, local
 
+from pool_classifier.io import warehouse
+from pool_classifier.steps import build_features, extract_day, score_addresses, train_model
+from pool_classifier.targets import Target, local
 from tools import synthetic_chain
 
 DAY0, DAY1, DAY2 = "2024-02-29", "2024-03-01", "2024-03-02"

@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from pool_classifier.steps import quality_gate
 from pool_classifier.steps.quality_gate import QualityGateError
 

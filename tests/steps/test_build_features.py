@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.io.spark_runner import SparkJobDataError
 from pool_classifier.steps import build_features as features

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.steps import quality_gate
 from pool_classifier.steps.check_extract import check_extract
 from pool_classifier.steps.quality_gate import MAX_MONEY_SATOSHI, QualityGateError
-
 from tests.steps.conftest import DAY1, DAY2
 from tests.steps.gate_helpers import edit, gate_fails
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.steps import quality_gate
 from pool_classifier.steps.check_features import check_features
 from pool_classifier.steps.quality_gate import MAX_MONEY_SATOSHI, QualityGateError
-
 from tests.steps.conftest import DAY1
 from tests.steps.gate_helpers import edit, failed_checks, gate_fails, put_nan
 

@@ -4,11 +4,8 @@ import datetime as dt
 import pytest
 from airflow.exceptions import ParamValidationError
 from airflow.sdk import Param
-from pool_classifier.steps.check_request import (
-    RunRequestError,
-    check_request,
-    param_schemas,
-)
+
+from pool_classifier.steps.check_request import RunRequestError, check_request, param_schemas
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -75,7 +72,6 @@ def test_a_dry_run_says_what_it_would_do_and_writes_nothing(local_target):
     from pool_classifier.io import warehouse
     from pool_classifier.steps.check_request import dry_run_plan
     from pool_classifier.steps.extract_day import count_blocks
-
     from tools import synthetic_chain
 
     chain = Path(local_target.bucket).parent / "chain"

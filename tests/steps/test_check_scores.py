@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.steps.check_scores import check_scores
-
 from tests.steps.conftest import DAY0, DAY1
 from tests.steps.gate_helpers import edit, gate_fails
 

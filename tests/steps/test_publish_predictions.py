@@ -5,6 +5,7 @@ import os
 import duckdb
 import pandas as pd
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.steps import publish_predictions as publish
 

@@ -6,7 +6,6 @@ import shutil
 
 from pool_classifier.steps import quality_gate
 from pool_classifier.targets import local
-
 from tests.steps.conftest import DAY1
 from tests.steps.gate_helpers import edit
 

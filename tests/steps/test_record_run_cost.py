@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+
 from pool_classifier.io import cost_records
 from pool_classifier.io.cost_records import Prices, RunInfo
 from pool_classifier.steps import record_run_cost

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from pool_classifier import datasets
 from pool_classifier.model import registry
 from pool_classifier.steps import score_addresses as score
 from pool_classifier.steps import train_model as train
-
 from tests.model.features_day import write_day, write_parquet
 
 DS = "2024-03-02"

@@ -28,12 +28,7 @@ from pool_classifier.errors import DataError
 from pool_classifier.model import registry
 from pool_classifier.model.drift import CALENDAR_FEATURES, DriftConfig
 from pool_classifier.model.drift import reference as drift_reference
-from pool_classifier.model.feature_spec import (
-    FEATURE_COLUMNS,
-    FEATURE_VERSION,
-    FIRST_SEEN,
-    ORIGINAL_FEATURES,
-)
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FEATURE_VERSION, FIRST_SEEN, ORIGINAL_FEATURES
 from pool_classifier.model.profiles import ProfileConfig
 
 log = logging.getLogger(__name__)
@@ -56,10 +51,7 @@ class Candidate:
     params: dict = field(default_factory=dict)
 
     def build(self, seed: int, threads: int):
-        from sklearn.ensemble import (
-            HistGradientBoostingClassifier,
-            RandomForestClassifier,
-        )
+        from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
         classes = {
             "RandomForestClassifier": RandomForestClassifier,

@@ -212,9 +212,7 @@ class OnCallNotifier(BaseNotifier):
         # Jinja, and an error message may contain braces.
         if "slack" in channels:
             try:
-                from airflow.providers.slack.notifications.slack_webhook import (
-                    SlackWebhookNotifier,
-                )
+                from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
             except ImportError as exc:
                 raise RuntimeError(
                     f"{SLACK_CONN_SETTING}={channels['slack']} but the Slack provider is not installed: "
@@ -258,11 +256,7 @@ def daily_run_deadline(after_logical_date: dt.timedelta = DEADLINE_AFTER_LOGICAL
     """The DAG's `deadline=`: alert on-call when a run is not done `after_logical_date` after
     its logical date. (If the DAG moves to a data-interval timetable, whose logical date is
     the start of the day processed, add the 24 h of the interval.)"""
-    from airflow.sdk.definitions.deadline import (
-        AsyncCallback,
-        DeadlineAlert,
-        DeadlineReference,
-    )
+    from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
 
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,

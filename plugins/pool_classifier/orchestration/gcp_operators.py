@@ -8,9 +8,7 @@ import logging
 
 from airflow.exceptions import AirflowFailException
 from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
-from airflow.providers.google.cloud.operators.dataproc import (
-    DataprocCreateBatchOperator,
-)
+from airflow.providers.google.cloud.operators.dataproc import DataprocCreateBatchOperator
 from airflow.sdk import Variable
 
 from pool_classifier.targets import Target, gcp, gcp_requests

@@ -14,12 +14,7 @@ from airflow.sdk import TaskGroup, task
 
 from pool_classifier import datasets
 from pool_classifier.orchestration.runbook import CLEAR_TO_RERUN
-from pool_classifier.orchestration.tasks import (
-    PipelineTasks,
-    context,
-    ds,
-    fail_without_retry_on_bad_data,
-)
+from pool_classifier.orchestration.tasks import PipelineTasks, context, ds, fail_without_retry_on_bad_data
 
 log = logging.getLogger(__name__)
 

@@ -135,11 +135,7 @@ class PipelineTasks(abc.ABC):
             rerun="trigger a new run with a corrected form: clearing re-checks the same form.",
             failures="`<field>: …` names the field of the form that is wrong and how to fix it."))
         def check_request_task() -> bool:
-            from pool_classifier.steps.check_request import (
-                RunRequestError,
-                check_request,
-                dry_run_plan,
-            )
+            from pool_classifier.steps.check_request import RunRequestError, check_request, dry_run_plan
 
             ctx = context()
             try:

@@ -12,17 +12,7 @@ import sys
 from pathlib import Path
 
 from pool_classifier import datasets
-from pool_classifier.steps.quality_gate import (
-    MAX_MONEY_SATOSHI,
-    SETTINGS,
-    Check,
-    GateSettings,
-    connect,
-    finish,
-    gate_main,
-    parquet,
-    query,
-)
+from pool_classifier.steps import quality_gate as gate
 from pool_classifier.targets import Target
 
 
@@ -52,83 +42,99 @@ def _block_number_gaps(rows: list[tuple[int, dt.datetime]], ds: str, window: int
     return total, unexplained, examples
 
 
-def check_extract(target: Target, ds: str, settings: GateSettings = SETTINGS) -> dict:
+def check_extract(target: Target, ds: str, settings: gate.GateSettings = gate.SETTINGS) -> dict:
     """After extract_day: the day's blocks, outputs and inputs are whole and consistent."""
-    sources = {table: parquet(datasets.extract_dir(target, table, ds)) for table in datasets.EXTRACT_TABLES}
-    con = connect()
+    m = _measure(target, ds, settings)
+    figures = {
+        "blocks": m["n_blocks"],
+        "first_block": m["first"],
+        "last_block": m["last"],
+        "missing_block_numbers": m["gaps_total"],
+        "missing_block_numbers_unexplained": m["gaps_unexplained"],
+        "previous_day_last_block": m["previous_last"],
+        "transactions_expected": m["expected_tx"],
+        "transactions_observed": m["observed_tx"],
+        "output_rows": m["output_rows"],
+        "input_rows": m["input_rows"],
+    }
+    return gate.finish(target, "extract", ds, _checks(m), figures, settings)
+
+
+def _measure(target: Target, ds: str, settings: gate.GateSettings) -> dict:
+    """The day's figures, from the queries of include/sql/gates/check_extract.sql."""
+    sources = {table: gate.parquet(datasets.extract_dir(target, table, ds)) for table in datasets.EXTRACT_TABLES}
+    m = {}
+    con = gate.connect()
     try:
         def ask(name: str, **params):
-            return query(con, "extract", name, **sources, **params)
+            return gate.query(con, "extract", name, **sources, **params)
 
-        n_blocks, distinct_numbers, distinct_hashes, first, last, expected_tx = ask("blocks").fetchone()
-        gaps_total, gaps_unexplained, gap_examples = _block_number_gaps(
-            ask("block_times").fetchall(), ds, settings.midnight_window_seconds
-        )
-        observed_tx, output_rows, distinct_output_keys = ask("output_keys").fetchone()
-        input_rows, distinct_input_keys = ask("input_keys").fetchone()
-        blocks_with_wrong_count = ask("blocks_with_wrong_count").fetchone()[0]
-        orphans = ask("orphans").fetchone()[0]
-        repeated_hashes = ask("repeated_hashes", known_duplicates=settings.known_duplicate_transactions).fetchone()[0]
-        bad_output_values = ask("bad_output_values", max_money=MAX_MONEY_SATOSHI).fetchone()
-        bad_input_values = ask("bad_input_values", max_money=MAX_MONEY_SATOSHI).fetchone()
-        previous_last = None
+        (m["n_blocks"], m["distinct_numbers"], m["distinct_hashes"], m["first"], m["last"],
+         m["expected_tx"]) = ask("blocks").fetchone()
+        m["gaps_total"], m["gaps_unexplained"], m["gap_examples"] = _block_number_gaps(
+            ask("block_times").fetchall(), ds, settings.midnight_window_seconds)
+        m["observed_tx"], m["output_rows"], m["distinct_output_keys"] = ask("output_keys").fetchone()
+        m["input_rows"], m["distinct_input_keys"] = ask("input_keys").fetchone()
+        m["blocks_with_wrong_count"] = ask("blocks_with_wrong_count").fetchone()[0]
+        m["orphans"] = ask("orphans").fetchone()[0]
+        m["repeated_hashes"] = ask("repeated_hashes", known_duplicates=settings.known_duplicate_transactions).fetchone()[0]
+        m["bad_output_values"] = ask("bad_output_values", max_money=gate.MAX_MONEY_SATOSHI).fetchone()
+        m["bad_input_values"] = ask("bad_input_values", max_money=gate.MAX_MONEY_SATOSHI).fetchone()
+        m["previous_last"] = None
         previous_dir = datasets.extract_dir(target, "blocks", datasets.day_before(ds))
         if Path(previous_dir).is_dir() and any(Path(previous_dir).glob("*.parquet")):
-            previous_last = ask("last_block", source=parquet(previous_dir)).fetchone()[0]
+            m["previous_last"] = ask("last_block", source=gate.parquet(previous_dir)).fetchone()[0]
     finally:
         con.close()
+    return m
 
+
+def _checks(m: dict) -> list[gate.Check]:
+    """Each check of the day's figures, with what was expected and what was observed."""
+    check, money = gate.Check, gate.MAX_MONEY_SATOSHI
+    first, last, previous_last = m["first"], m["last"], m["previous_last"]
     between_days = 0 if previous_last is None or first is None else max(0, first - previous_last - 1)
-    checks = [
-        Check("blocks_present", n_blocks > 0, "> 0 blocks", n_blocks),
-        Check("block_hashes_unique", distinct_hashes == n_blocks, f"{n_blocks} distinct block hashes",
-              distinct_hashes),
-        Check("block_numbers_unique", distinct_numbers == n_blocks, f"{n_blocks} distinct block numbers",
-              distinct_numbers),
-        Check("block_numbers_contiguous", gaps_unexplained == 0, "0 missing block numbers",
-              gaps_unexplained,
-              f"blocks {first}..{last}; missing: {', '.join(gap_examples)}" if gap_examples
-              else f"blocks {first}..{last}; {gaps_total} missing next to midnight (timestamp order)"
-              if gaps_total else f"blocks {first}..{last}"),
-        Check("follows_previous_day", between_days == 0, "0 blocks missing since the day before",
-              between_days,
+    span = f"blocks {first}..{last}"
+    if m["gap_examples"]:
+        gaps = f"{span}; missing: {', '.join(m['gap_examples'])}"
+    elif m["gaps_total"]:
+        gaps = f"{span}; {m['gaps_total']} missing next to midnight (timestamp order)"
+    else:
+        gaps = span
+
+    def values(side: str) -> gate.Check:
+        bad = m[f"bad_{side}_values"]
+        return check(f"{side}_values_valid", sum(bad) == 0, f"0 {side} values null, negative or > {money} satoshi",
+                     sum(bad), "null {}, negative {}, above the money supply {}".format(*bad))
+
+    return [
+        check("blocks_present", m["n_blocks"] > 0, "> 0 blocks", m["n_blocks"]),
+        check("block_hashes_unique", m["distinct_hashes"] == m["n_blocks"], f"{m['n_blocks']} distinct block hashes",
+              m["distinct_hashes"]),
+        check("block_numbers_unique", m["distinct_numbers"] == m["n_blocks"],
+              f"{m['n_blocks']} distinct block numbers", m["distinct_numbers"]),
+        check("block_numbers_contiguous", m["gaps_unexplained"] == 0, "0 missing block numbers",
+              m["gaps_unexplained"], gaps),
+        check("follows_previous_day", between_days == 0, "0 blocks missing since the day before", between_days,
               "no extract of the day before to compare with" if previous_last is None
               else f"the day before ends at block {previous_last}"),
-        Check("transaction_count", observed_tx == expected_tx,
-              f"{expected_tx} transactions (sum of blocks.transaction_count)", observed_tx,
-              f"{blocks_with_wrong_count} blocks whose outputs show another number of transactions"),
-        Check("rows_in_known_blocks", orphans == 0, "0 output/input rows of blocks not extracted", orphans),
-        Check("transaction_hashes_unique", repeated_hashes == 0,
-              "0 transaction hashes in two blocks (BIP30 pair excepted)", repeated_hashes),
-        Check("output_rows_unique", distinct_output_keys == output_rows,
-              f"{output_rows} distinct (block, transaction, output index)", distinct_output_keys),
-        Check("input_rows_unique", distinct_input_keys == input_rows,
-              f"{input_rows} distinct (block, transaction, input index)", distinct_input_keys),
-        Check("output_values_valid", sum(bad_output_values) == 0,
-              f"0 output values null, negative or > {MAX_MONEY_SATOSHI} satoshi", sum(bad_output_values),
-              "null {}, negative {}, above the money supply {}".format(*bad_output_values)),
-        Check("input_values_valid", sum(bad_input_values) == 0,
-              f"0 input values null, negative or > {MAX_MONEY_SATOSHI} satoshi", sum(bad_input_values),
-              "null {}, negative {}, above the money supply {}".format(*bad_input_values)),
+        check("transaction_count", m["observed_tx"] == m["expected_tx"],
+              f"{m['expected_tx']} transactions (sum of blocks.transaction_count)", m["observed_tx"],
+              f"{m['blocks_with_wrong_count']} blocks whose outputs show another number of transactions"),
+        check("rows_in_known_blocks", m["orphans"] == 0, "0 output/input rows of blocks not extracted", m["orphans"]),
+        check("transaction_hashes_unique", m["repeated_hashes"] == 0,
+              "0 transaction hashes in two blocks (BIP30 pair excepted)", m["repeated_hashes"]),
+        check("output_rows_unique", m["distinct_output_keys"] == m["output_rows"],
+              f"{m['output_rows']} distinct (block, transaction, output index)", m["distinct_output_keys"]),
+        check("input_rows_unique", m["distinct_input_keys"] == m["input_rows"],
+              f"{m['input_rows']} distinct (block, transaction, input index)", m["distinct_input_keys"]),
+        values("output"),
+        values("input"),
     ]
-    figures = {
-        "blocks": n_blocks,
-        "first_block": first,
-        "last_block": last,
-        "missing_block_numbers": gaps_total,
-        "missing_block_numbers_unexplained": gaps_unexplained,
-        "previous_day_last_block": previous_last,
-        "transactions_expected": expected_tx,
-        "transactions_observed": observed_tx,
-        "output_rows": output_rows,
-        "input_rows": input_rows,
-    }
-    return finish(target, "extract", ds, checks, figures, settings)
-
 
 
 def main(argv: list[str] | None = None) -> int:
-    return gate_main("extract", argv)
+    return gate.gate_main("extract", argv)
 
 
 if __name__ == "__main__":

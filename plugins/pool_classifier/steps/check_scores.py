@@ -12,16 +12,7 @@ import sys
 from pathlib import Path
 
 from pool_classifier import datasets
-from pool_classifier.steps.quality_gate import (
-    SETTINGS,
-    Check,
-    GateSettings,
-    connect,
-    finish,
-    gate_main,
-    parquet,
-    query,
-)
+from pool_classifier.steps.quality_gate import SETTINGS, Check, GateSettings, connect, finish, gate_main, parquet, query
 from pool_classifier.targets import Target
 
 
