@@ -15,11 +15,10 @@ import io
 import json
 import os
 import random
-import sys
 from collections import deque
 from pathlib import Path
 
-DEFAULT_POOLS_PATH = Path(__file__).resolve().parents[1] / "include" / "pools" / "pools-v2.json"
+DEFAULT_POOLS_PATH = Path(__file__).resolve().parents[2] / "include" / "pools" / "pools-v2.json"
 
 ROLES = ("pool_wallet", "pool_miner", "solo_miner", "exchange", "user", "faucet", "gambling",
          "payment_processor")
@@ -1379,7 +1378,8 @@ def generate(out_dir, start_date: datetime.date, days: int, tx_per_day: int, see
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # Named as before the package split: argparse would otherwise say "__main__.py".
+    parser = argparse.ArgumentParser(prog="synthetic_chain.py", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per day)")
     parser.add_argument("--start", required=True, type=datetime.date.fromisoformat, help="first UTC day, YYYY-MM-DD")
     parser.add_argument("--days", type=int, default=1)
@@ -1391,6 +1391,3 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
