@@ -19,6 +19,8 @@ _SEQUENCES = (4294967295,) * 8 + (4294967293,) * 9 + (4294967294,) * 3
 
 
 class _Chain(UserTransactions, ServiceTransactions, PoolTransactions, Coinbases):
+    """The chain being made: every wallet and its coins, and the block under construction (one at a time)."""
+
     def __init__(self, rng: random.Random, pools_data: list[dict], tx_per_day: int):
         self.rng = rng
         self.tx_per_day = tx_per_day
@@ -122,9 +124,33 @@ class _Chain(UserTransactions, ServiceTransactions, PoolTransactions, Coinbases)
     def emit(self, ins: list, outs: list) -> int:
         """Append one non-coinbase transaction to the block; returns its fee."""
         rng = self.rng
-        gr = rng.getrandbits
-        txid = "%064x" % gr(256)
+        txid = "%064x" % rng.getrandbits(256)
         seq = _SEQUENCES[int(rng.random() * 20)]
+        parts, in_total, in_base, wit, n_legacy = self._spend_inputs(ins, seq)
+        oparts, out_total, out_base = self._credit_outputs(txid, outs)
+        fee = in_total - out_total
+        if fee <= 0 or not ins:
+            raise AssertionError(f"generator bug: fee {fee} for {len(ins)} inputs")
+        nin, nout = len(ins), len(outs)
+        base = in_base + out_base + 8 + _varint_len(nin) + _varint_len(nout)
+        if wit:
+            wit += 2 + n_legacy
+        size = base + wit
+        vsize = (4 * base + wit + 3) // 4
+        lock = self._lock_time()
+        self.lines.append(
+            '{"hash":"%s","size":%d,"virtual_size":%d,"version":%d,"lock_time":%d,%s%s],"outputs":[%s],'
+            '"input_count":%d,"output_count":%d,"input_value":%d,"output_value":%d,"fee":%d%s'
+            % (txid, size, vsize, 2 if rng.random() < 0.8 else 1, lock, self.blk_mid, ",".join(parts),
+               ",".join(oparts), nin, nout, in_total, out_total, fee, self.blk_tail))
+        self.txids.append(txid)
+        self.fees += fee
+        self.base_sum += base
+        self.size_sum += size
+        return fee
+
+    def _spend_inputs(self, ins: list, seq: int) -> tuple[list[str], int, int, int, int]:
+        """The inputs' JSON, value, base and witness sizes, and how many are legacy (P2PKH)."""
         parts = []
         base = 0
         wit = 0
@@ -135,16 +161,7 @@ class _Chain(UserTransactions, ServiceTransactions, PoolTransactions, Coinbases)
             a.used = True
             kind = a.kind
             if kind == P2PKH:
-                # Strict DER (BIP66): no leading zero byte, and a 00 byte before a high bit
-                # because DER integers are signed; s is low-S (BIP62).
-                r = gr(256) | (1 << 248)
-                rh = "%064x" % r
-                rlen = 32
-                if r >> 255:
-                    rh = "00" + rh
-                    rlen = 33
-                der = "30%02x02%02x%s0220%064x" % (rlen + 36, rlen, rh, gr(254) | (1 << 248))
-                dlen = rlen + 38
+                der, dlen = self._der_signature()
                 parts.append(_IN_P2PKH_JSON % (i, ptx, pvout, der, a.key, dlen + 1, der, a.key, seq, a.s, val))
                 base += 41 + dlen + 36
                 n_legacy += 1
@@ -156,8 +173,27 @@ class _Chain(UserTransactions, ServiceTransactions, PoolTransactions, Coinbases)
                 parts.append(_IN_P2WPKH_JSON % (i, ptx, pvout, seq, a.s, val))
                 base += 41
                 wit += 108
+        return parts, in_total, base, wit, n_legacy
+
+    def _der_signature(self) -> tuple[str, int]:
+        """A P2PKH input's signature, hex, and its length in bytes."""
+        gr = self.rng.getrandbits
+        # Strict DER (BIP66): no leading zero byte, and a 00 byte before a high bit
+        # because DER integers are signed; s is low-S (BIP62).
+        r = gr(256) | (1 << 248)
+        rh = "%064x" % r
+        rlen = 32
+        if r >> 255:
+            rh = "00" + rh
+            rlen = 33
+        der = "30%02x02%02x%s0220%064x" % (rlen + 36, rlen, rh, gr(254) | (1 << 248))
+        return der, rlen + 38
+
+    def _credit_outputs(self, txid: str, outs: list) -> tuple[list[str], int, int]:
+        """The outputs' JSON, value and size; each output becomes a coin of its owner at once."""
         oparts = []
         out_total = 0
+        base = 0
         for j, (a, v) in enumerate(outs):
             oparts.append(_OUT_JSON[a.kind] % (j, a.h, a.h, a.s, v) if a.special is None
                           else '{"index":%d,%s%d}' % (j, a.special, v))
@@ -170,28 +206,13 @@ class _Chain(UserTransactions, ServiceTransactions, PoolTransactions, Coinbases)
                 if o.pool is not None and not o.in_pool:
                     o.pool.append(o)
                     o.in_pool = True
-        fee = in_total - out_total
-        if fee <= 0 or not ins:
-            raise AssertionError(f"generator bug: fee {fee} for {len(ins)} inputs")
-        nin, nout = len(ins), len(outs)
-        base += 8 + _varint_len(nin) + _varint_len(nout)
-        if wit:
-            wit += 2 + n_legacy
-        size = base + wit
-        vsize = (4 * base + wit + 3) // 4
-        lock = 0
+        return oparts, out_total, base
+
+    def _lock_time(self) -> int:
+        rng = self.rng
         if rng.random() < 0.55:    # Core's anti-fee-sniping: lock_time = tip height, sometimes a bit less
-            lock = self.height - (rng.randrange(3) if rng.random() < 0.1 else 0)
-        self.lines.append(
-            '{"hash":"%s","size":%d,"virtual_size":%d,"version":%d,"lock_time":%d,%s%s],"outputs":[%s],'
-            '"input_count":%d,"output_count":%d,"input_value":%d,"output_value":%d,"fee":%d%s'
-            % (txid, size, vsize, 2 if rng.random() < 0.8 else 1, lock, self.blk_mid, ",".join(parts),
-               ",".join(oparts), nin, nout, in_total, out_total, fee, self.blk_tail))
-        self.txids.append(txid)
-        self.fees += fee
-        self.base_sum += base
-        self.size_sum += size
-        return fee
+            return self.height - (rng.randrange(3) if rng.random() < 0.1 else 0)
+        return 0
 
     def feerate(self) -> float:
         return self.day_feerate * (0.4 + 1.2 * self.rng.random())

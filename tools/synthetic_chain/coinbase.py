@@ -36,25 +36,12 @@ class Coinbases:
         return False
 
     def coinbase(self, slot: int, day_counts: dict) -> str:
+        """Put the block's coinbase first; returns its script in hex (the block's coinbase_param)."""
         rng = self.rng
         total = subsidy(self.height) + self.fees
         if slot < len(self.pools):
             p = self.pools[slot]
-            ascii_tags = [t for t in p.tags if t.isascii()]
-            tags = ascii_tags if ascii_tags and rng.random() < 0.85 else p.tags
-            tag = tags[rng.randrange(len(tags))]
-            script = self.coinbase_script(p.idx, tag)
-            if p.style == "wallet":
-                addrs = p.payout_addrs
-                a = addrs[0] if rng.random() < 0.5 else addrs[rng.randrange(len(addrs))]
-                if len(addrs) > 1 and rng.random() < 0.2:
-                    b = addrs[(addrs.index(a) + 1) % len(addrs)]
-                    part = int(total * rng.uniform(0.5, 0.95))
-                    outs = [(a, part), (b, total - part)]
-                else:
-                    outs = [(a, total)]
-            else:
-                outs = self.direct_outputs(p, total)
+            script, outs = self._pool_coinbase(p, total)
         else:
             p = None
             script = self.coinbase_script(None, None)
@@ -63,6 +50,42 @@ class Coinbases:
         outs.append((_special_addr(commitment, "OP_RETURN " + commitment[2:].hex(), "nonstandard",
                                    [_nonstandard_address(commitment)], None), 0))
         txid = "%064x" % rng.getrandbits(256)
+        oparts, base = self._mature_outputs(txid, outs, p, day_counts)
+        base += 4 + 1 + (41 + len(script)) + _varint_len(len(outs)) + 4
+        wit = 2 + 34     # marker/flag and the witness reserved value
+        size = base + wit
+        self.lines.insert(0, '{"hash":"%s","size":%d,"virtual_size":%d,"version":%d,"lock_time":0,%s],"outputs":[%s],'
+                          '"input_count":0,"output_count":%d,"input_value":0,"output_value":%d,"fee":0%s'
+                          % (txid, size, (4 * base + wit + 3) // 4, 2 if rng.random() < 0.7 else 1, self.blk_cb_mid,
+                             ",".join(oparts), len(outs), total, self.blk_tail))
+        self.txids.insert(0, txid)
+        self.base_sum += base
+        self.size_sum += size
+        return script.hex()
+
+    def _pool_coinbase(self, p: _Pool, total: int) -> tuple[bytes, list]:
+        """A pool's block: a script with one of its tags, and outputs to its wallet or to its miners."""
+        rng = self.rng
+        ascii_tags = [t for t in p.tags if t.isascii()]
+        tags = ascii_tags if ascii_tags and rng.random() < 0.85 else p.tags
+        tag = tags[rng.randrange(len(tags))]
+        script = self.coinbase_script(p.idx, tag)
+        if p.style == "wallet":
+            addrs = p.payout_addrs
+            a = addrs[0] if rng.random() < 0.5 else addrs[rng.randrange(len(addrs))]
+            if len(addrs) > 1 and rng.random() < 0.2:
+                b = addrs[(addrs.index(a) + 1) % len(addrs)]
+                part = int(total * rng.uniform(0.5, 0.95))
+                outs = [(a, part), (b, total - part)]
+            else:
+                outs = [(a, total)]
+        else:
+            outs = self.direct_outputs(p, total)
+        return script, outs
+
+    def _mature_outputs(self, txid: str, outs: list, p: _Pool | None, day_counts: dict) -> tuple[list[str], int]:
+        """The outputs' JSON and size; each becomes its owner's coin only after COINBASE_MATURITY blocks,
+        and counts for (pool, address) when the block carries a pool's tag."""
         oparts = []
         base = 0
         mature_at = self.height + COINBASE_MATURITY
@@ -75,17 +98,7 @@ class Coinbases:
                 if p is not None:
                     key = (p.idx, a.s)
                     day_counts[key] = day_counts.get(key, 0) + 1
-        base += 4 + 1 + (41 + len(script)) + _varint_len(len(outs)) + 4
-        wit = 2 + 34     # marker/flag and the witness reserved value
-        size = base + wit
-        self.lines.insert(0, '{"hash":"%s","size":%d,"virtual_size":%d,"version":%d,"lock_time":0,%s],"outputs":[%s],'
-                          '"input_count":0,"output_count":%d,"input_value":0,"output_value":%d,"fee":0%s'
-                          % (txid, size, (4 * base + wit + 3) // 4, 2 if rng.random() < 0.7 else 1, self.blk_cb_mid,
-                             ",".join(oparts), len(outs), total, self.blk_tail))
-        self.txids.insert(0, txid)
-        self.base_sum += base
-        self.size_sum += size
-        return script.hex()
+        return oparts, base
 
     def direct_outputs(self, p: _Pool, total: int) -> list:
         rng = self.rng

@@ -23,53 +23,46 @@ class PoolTransactions:
     """Mixin of _Chain: what pools and miners send, except coinbases."""
 
     def _setup_pools(self, pools_data):
-        rng = self.rng
         usable = _usable_tags(pools_data)
         self.all_tags = [(i, t.encode("utf-8").lower()) for i, p in enumerate(pools_data) for t in p["tags"] if t]
-        by_name = {p["name"]: i for i, p in enumerate(pools_data)}
-        chosen: list[int] = []
-        plan = []
-        for name, style, share, settings in POOL_PLAN:
-            i = by_name.get(name)
-            if i is None or not usable[i] or i in chosen:
-                # A pools file without this pool: take the next pool that has usable tags.
-                i = next((j for j in range(len(pools_data)) if usable[j] and j not in chosen), None)
-                if i is None:
-                    raise ValueError("the pools file has too few pools with distinctive coinbase tags")
-            chosen.append(i)
-            plan.append((i, style, share, settings))
         self.pools: list[_Pool] = []
-        for i, style, share, settings in plan:
-            p = _Pool(i, pools_data[i]["name"], style, share, usable[i], settings)
-            p.wallet = Actor("pool_wallet", p.name, SERVICE_KINDS)
-            real = []
-            for text in pools_data[i]["addresses"]:
-                a = self._decode_real(text, p.wallet)
-                if a is not None:
-                    real.append(a)
-            if style == "wallet":
-                if len(real) > 5:   # a handful to rotate among, not all 37 of AntPool's
-                    real = [real[j] for j in sorted(rng.sample(range(len(real)), 5))]
-                p.payout_addrs = real or [self.new_addr(p.wallet) for _ in range(3)]
-                p.miners = [self.fixed_actor("pool_miner", p.name, USER_KINDS, self.miner_pool)
-                            for _ in range(settings["miners"])]
-                p.weights = [rng.paretovariate(1.3) for _ in p.miners]
-            else:
-                p.payout_addrs = real[:1] or [self.new_addr(p.wallet)]
-                n_core, n_casual = settings["core"], settings["casual"]
-                p.miners = [self.fixed_actor("pool_miner", p.name, USER_KINDS, self.miner_pool)
-                            for _ in range(n_core + n_casual)]
-                p.weights = [rng.paretovariate(1.2) for _ in p.miners]
-                # PPLNS-style: steady miners are in every share window, occasional ones seldom.
-                p.incl = [rng.uniform(0.9, 1.0) for _ in range(n_core)] + \
-                         [rng.uniform(0.01, 0.12) for _ in range(n_casual)]
-            p.wallet.addr = p.payout_addrs[0]
+        for i, style, share, settings in _plan_pools(pools_data, usable):
+            p = self._new_pool(pools_data[i], i, style, share, usable[i], settings)
             self.all_miners.extend(p.miners)
             self.pools.append(p)
         self.solo_miners = [self.fixed_actor("solo_miner", "solo-%02d" % (k + 1), USER_KINDS, self.miner_pool)
                             for k in range(N_SOLO_MINERS)]
         self.all_miners.extend(self.solo_miners)
         self.pool_shares = [p.share for p in self.pools] + [SOLO_SHARE]
+
+    def _new_pool(self, data: dict, i: int, style: str, share: int, tags: list[str], settings: dict) -> _Pool:
+        """One pool of the plan: its wallet, payout addresses (its real ones when decodable) and miners."""
+        rng = self.rng
+        p = _Pool(i, data["name"], style, share, tags, settings)
+        p.wallet = Actor("pool_wallet", p.name, SERVICE_KINDS)
+        real = []
+        for text in data["addresses"]:
+            a = self._decode_real(text, p.wallet)
+            if a is not None:
+                real.append(a)
+        if style == "wallet":
+            if len(real) > 5:   # a handful to rotate among, not all 37 of AntPool's
+                real = [real[j] for j in sorted(rng.sample(range(len(real)), 5))]
+            p.payout_addrs = real or [self.new_addr(p.wallet) for _ in range(3)]
+            p.miners = [self.fixed_actor("pool_miner", p.name, USER_KINDS, self.miner_pool)
+                        for _ in range(settings["miners"])]
+            p.weights = [rng.paretovariate(1.3) for _ in p.miners]
+        else:
+            p.payout_addrs = real[:1] or [self.new_addr(p.wallet)]
+            n_core, n_casual = settings["core"], settings["casual"]
+            p.miners = [self.fixed_actor("pool_miner", p.name, USER_KINDS, self.miner_pool)
+                        for _ in range(n_core + n_casual)]
+            p.weights = [rng.paretovariate(1.2) for _ in p.miners]
+            # PPLNS-style: steady miners are in every share window, occasional ones seldom.
+            p.incl = [rng.uniform(0.9, 1.0) for _ in range(n_core)] + \
+                     [rng.uniform(0.01, 0.12) for _ in range(n_casual)]
+        p.wallet.addr = p.payout_addrs[0]
+        return p
 
     def _decode_real(self, text: str, owner: Actor) -> Addr | None:
         try:
@@ -147,3 +140,20 @@ class PoolTransactions:
         else:     # change back to the payout address: miners keep the one the pool knows
             outs = [(m.dep, pay), (m.addr, avail - pay)]
         self.emit(ins, outs)
+
+
+def _plan_pools(pools_data: list[dict], usable: list[list[str]]) -> list[tuple]:
+    """POOL_PLAN as (index in the pools list, style, share, settings), one distinct pool each."""
+    by_name = {p["name"]: i for i, p in enumerate(pools_data)}
+    chosen: list[int] = []
+    plan = []
+    for name, style, share, settings in POOL_PLAN:
+        i = by_name.get(name)
+        if i is None or not usable[i] or i in chosen:
+            # A pools file without this pool: take the next pool that has usable tags.
+            i = next((j for j in range(len(pools_data)) if usable[j] and j not in chosen), None)
+            if i is None:
+                raise ValueError("the pools file has too few pools with distinctive coinbase tags")
+        chosen.append(i)
+        plan.append((i, style, share, settings))
+    return plan

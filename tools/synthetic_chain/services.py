@@ -21,7 +21,12 @@ class ServiceTransactions:
     """Mixin of _Chain: what the services send."""
 
     def _setup_services(self):
-        rng = self.rng
+        self._setup_exchanges()
+        self._setup_gambling()
+        self._setup_faucets()
+        self._setup_processors()
+
+    def _setup_exchanges(self):
         self.exchanges = []
         for k, (share, wd_int, cons_int) in enumerate(EXCHANGES):
             name = "exchange-%02d" % (k + 1)
@@ -32,6 +37,8 @@ class ServiceTransactions:
                   "wd_int": wd_int, "cons_int": cons_int}
             self.exchanges.append(ex)
         self.ex_cum = _cumulative(ex["share"] for ex in self.exchanges)
+
+    def _setup_gambling(self):
         self.gambling = []
         for k, (share, pay_int) in enumerate(GAMBLING):
             name = "gambling-%02d" % (k + 1)
@@ -40,6 +47,8 @@ class ServiceTransactions:
             self.gambling.append({"name": name, "share": share, "bets": bets, "bettors": [],
                                   "hot": self.fixed_actor("gambling", name, SERVICE_KINDS), "pay_int": pay_int})
         self.gm_cum = _cumulative(g["share"] for g in self.gambling)
+
+    def _setup_faucets(self):
         self.faucets = []
         for k, (n_claimers, pay_int) in enumerate(FAUCETS):
             name = "faucet-%02d" % (k + 1)
@@ -48,6 +57,9 @@ class ServiceTransactions:
                                  "claimers": claimers,
                                  "weights": [1.0 / (j + 1) ** 0.7 for j in range(n_claimers)],
                                  "pay_int": pay_int})
+
+    def _setup_processors(self):
+        rng = self.rng
         self.processors = []
         for k, (n_merchants, pay_int) in enumerate(PROCESSORS):
             name = "processor-%02d" % (k + 1)

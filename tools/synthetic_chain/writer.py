@@ -109,29 +109,12 @@ def _write_day(chain: _Chain, plan: _DayPlan, day: datetime.date, height: int, d
             ts = "%s %02d:%02d:%02d UTC" % (day.isoformat(), sec // 3600, sec // 60 % 60, sec % 60)
             block_hash = "0000000000000000000%045x" % rng.getrandbits(178)
             chain.begin_block(height, block_hash, ts, month)
-            todo = plan.events[b] + [None] * plan.organic[b]
-            rng.shuffle(todo)
-            for handler in todo:
-                if handler is None:
-                    chain.organic(plan.flags.get(organic_index))
-                    organic_index += 1
-                else:
-                    handler()
+            organic_index = _make_transactions(chain, plan, b, organic_index)
             coinbase_param = chain.coinbase(plan.slots[b], day_counts)
             blocks_per_pool[pool_names[plan.slots[b]]] += 1
-            ntx = len(chain.txids)
-            stripped = 80 + _varint_len(ntx) + chain.base_sum
-            size = 80 + _varint_len(ntx) + chain.size_sum
-            # Half the blocks roll version bits (overt ASICBoost), as on mainnet.
-            version = 0x20000000 if rng.random() < 0.5 else 0x20000000 | (rng.getrandbits(16) << 13)
             ft.write_lines(chain.lines)
-            fb.write_lines(['{"hash":"%s","size":%d,"stripped_size":%d,"weight":%d,"number":%d,"version":%d,'
-                            '"merkle_root":"%s","timestamp":"%s","nonce":"%x","bits":"%s","coinbase_param":"%s",'
-                            '"transaction_count":%d,"timestamp_month":"%s"}'
-                            % (block_hash, size, stripped, 3 * stripped + size, height, version,
-                               chain.merkle_root(), ts, rng.getrandbits(32), _bits(height), coinbase_param,
-                               ntx, month)])
-            n_tx += ntx
+            fb.write_lines([_block_row(chain, height, block_hash, ts, month, coinbase_param)])
+            n_tx += len(chain.txids)
             height += 1
         fb.commit()
         ft.commit()
@@ -140,6 +123,35 @@ def _write_day(chain: _Chain, plan: _DayPlan, day: datetime.date, height: int, d
         ft.abort()
         raise
     return n_tx, day_counts
+
+
+def _make_transactions(chain: _Chain, plan: _DayPlan, b: int, organic_index: int) -> int:
+    """Block b's planned service transactions and organic ones, mixed; returns the next organic index."""
+    todo = plan.events[b] + [None] * plan.organic[b]
+    chain.rng.shuffle(todo)
+    for handler in todo:
+        if handler is None:
+            chain.organic(plan.flags.get(organic_index))
+            organic_index += 1
+        else:
+            handler()
+    return organic_index
+
+
+def _block_row(chain: _Chain, height: int, block_hash: str, ts: str, month: str, coinbase_param: str) -> str:
+    """The block's row, once its transactions are made."""
+    rng = chain.rng
+    ntx = len(chain.txids)
+    stripped = 80 + _varint_len(ntx) + chain.base_sum
+    size = 80 + _varint_len(ntx) + chain.size_sum
+    # Half the blocks roll version bits (overt ASICBoost), as on mainnet.
+    version = 0x20000000 if rng.random() < 0.5 else 0x20000000 | (rng.getrandbits(16) << 13)
+    return ('{"hash":"%s","size":%d,"stripped_size":%d,"weight":%d,"number":%d,"version":%d,'
+            '"merkle_root":"%s","timestamp":"%s","nonce":"%x","bits":"%s","coinbase_param":"%s",'
+            '"transaction_count":%d,"timestamp_month":"%s"}'
+            % (block_hash, size, stripped, 3 * stripped + size, height, version,
+               chain.merkle_root(), ts, rng.getrandbits(32), _bits(height), coinbase_param,
+               ntx, month))
 
 
 def _write_ground_truth(chain: _Chain, path: Path) -> list[tuple[str, str, str]]:
@@ -168,15 +180,40 @@ def generate(out_dir, start_date: datetime.date, days: int, tx_per_day: int, see
     rng = random.Random(seed)
     pools_data = load_pools(pools_path or DEFAULT_POOLS_PATH)
     block_counts = [144 + rng.randint(-6, 6) for _ in range(days)]
-    first_height = height = start_height(start_date, block_counts)
+    first_height = start_height(start_date, block_counts)
     chain = _Chain(rng, pools_data, tx_per_day)
+    n_tx_total, blocks_per_pool, per_day_20, run_counts = _write_days(chain, out_dir, start_date, block_counts,
+                                                                      first_height, tx_per_day)
+    truth = _write_ground_truth(chain, out_dir / "ground_truth" / "address_roles.csv")
+    return {
+        "out_dir": str(out_dir),
+        "seed": seed,
+        "start_date": start_date.isoformat(),
+        "days": days,
+        "blocks": sum(block_counts),
+        "first_block": first_height,
+        "last_block": first_height + sum(block_counts) - 1,
+        "transactions": n_tx_total,
+        "blocks_per_pool": blocks_per_pool,
+        "pool_payout_style": {p.name: p.style for p in chain.pools},
+        "addresses_per_role": _addresses_per_role(truth),
+        "addresses": len(truth),
+        "coinbase_20plus_addresses": _coinbase_20plus(chain, per_day_20, run_counts),
+    }
+
+
+def _write_days(chain: _Chain, out_dir: Path, start_date: datetime.date, block_counts: list[int], height: int,
+                tx_per_day: int) -> tuple[int, dict, list[int], dict]:
+    """Write every day's folder; returns (transactions, blocks per pool, addresses paid >= 20 coinbase
+    outputs of one pool per day, coinbase outputs per (pool, address) over the run)."""
+    rng = chain.rng
     services = chain.schedule()
     pool_names = [p.name for p in chain.pools] + [SOLO]
     blocks_per_pool = {name: 0 for name in pool_names}
     per_day_20 = []
     run_counts: dict = {}
     n_tx_total = 0
-    for d in range(days):
+    for d in range(len(block_counts)):
         day = start_date + datetime.timedelta(days=d)
         chain.day_feerate = rng.uniform(5, 40)
         plan = _DayPlan(chain, services, d, block_counts[d], tx_per_day)
@@ -187,32 +224,25 @@ def generate(out_dir, start_date: datetime.date, days: int, tx_per_day: int, see
         per_day_20.append(sum(1 for c in day_counts.values() if c >= 20))
         for key, c in day_counts.items():
             run_counts[key] = run_counts.get(key, 0) + c
-    truth = _write_ground_truth(chain, out_dir / "ground_truth" / "address_roles.csv")
+    return n_tx_total, blocks_per_pool, per_day_20, run_counts
+
+
+def _addresses_per_role(truth: list[tuple[str, str, str]]) -> dict:
     roles = {r: 0 for r in ROLES}
     for _, role, _ in truth:
         roles[role] += 1
+    return roles
+
+
+def _coinbase_20plus(chain: _Chain, per_day_20: list[int], run_counts: dict) -> dict:
     idx_to_name = {p.idx: p.name for p in chain.pools}
     per_pool_20 = {p.name: 0 for p in chain.pools}
     for (idx, _), c in run_counts.items():
         if c >= 20:
             per_pool_20[idx_to_name[idx]] += 1
     return {
-        "out_dir": str(out_dir),
-        "seed": seed,
-        "start_date": start_date.isoformat(),
-        "days": days,
-        "blocks": sum(block_counts),
-        "first_block": first_height,
-        "last_block": height - 1,
-        "transactions": n_tx_total,
-        "blocks_per_pool": blocks_per_pool,
-        "pool_payout_style": {p.name: p.style for p in chain.pools},
-        "addresses_per_role": roles,
-        "addresses": len(truth),
-        "coinbase_20plus_addresses": {
-            "rule": "distinct addresses paid >= 20 coinbase outputs by blocks tagged with one pool's tag",
-            "total": sum(per_pool_20.values()),
-            "per_pool": per_pool_20,
-            "per_day": per_day_20,
-        },
+        "rule": "distinct addresses paid >= 20 coinbase outputs by blocks tagged with one pool's tag",
+        "total": sum(per_pool_20.values()),
+        "per_pool": per_pool_20,
+        "per_day": per_day_20,
     }
