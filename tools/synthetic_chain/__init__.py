@@ -13,14 +13,7 @@ height), `sampling` (weighted draws), `actors` (addresses, wallets, pools, the p
 from .actors import DEFAULT_POOLS_PATH, Actor, Addr, load_pools
 from .cli import main
 from .consensus import HALVINGS, start_height, subsidy
-from .encoding import (
-    b58check_decode,
-    b58check_encode,
-    bip34_height_push,
-    segwit_decode,
-    segwit_encode,
-    sha256d,
-)
+from .encoding import b58check_decode, b58check_encode, bip34_height_push, segwit_decode, segwit_encode, sha256d
 from .settings import (
     COINBASE_MATURITY,
     DIRECT_MAX_OUTPUTS,

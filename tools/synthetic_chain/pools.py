@@ -6,17 +6,7 @@ from .actors import Actor, Addr, _make_addr, _Pool, _usable_tags
 from .consensus import subsidy
 from .encoding import b58check_decode, segwit_decode
 from .sampling import _pick, _weighted_sample
-from .settings import (
-    DUST,
-    N_SOLO_MINERS,
-    P2PKH,
-    P2SH,
-    P2WPKH,
-    POOL_PLAN,
-    SERVICE_KINDS,
-    SOLO_SHARE,
-    USER_KINDS,
-)
+from .settings import DUST, N_SOLO_MINERS, P2PKH, P2SH, P2WPKH, POOL_PLAN, SERVICE_KINDS, SOLO_SHARE, USER_KINDS
 
 
 class PoolTransactions:

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from .actors import Actor
 from .sampling import _cumulative, _weighted_sample
-from .settings import (
-    DUST,
-    EXCHANGES,
-    FAUCETS,
-    GAMBLING,
-    P2PKH,
-    P2SH,
-    P2WPKH,
-    PROCESSORS,
-    SERVICE_KINDS,
-)
+from .settings import DUST, EXCHANGES, FAUCETS, GAMBLING, P2PKH, P2SH, P2WPKH, PROCESSORS, SERVICE_KINDS
 
 
 class ServiceTransactions:
