@@ -421,16 +421,17 @@ def training_set(state: DataFrame, labels: DataFrame, negatives_per_positive: fl
 
 def read_extract(spark: SparkSession, where: datasets.HasBucket, table: str, ds: str) -> DataFrame:
     """One extracted day of one extract table."""
-    return spark.read.parquet(datasets.extract_dir(where, table, ds))
+    return spark_io.read_parquet(spark, datasets.extract_dir(where, table, ds))
 
 
 def _day_folders(spark: SparkSession, root: str) -> list[str]:
-    """The `dt=` days present under a folder (ignoring hidden temporary folders), sorted."""
+    """The `dt=` days under a folder that have a version in force (a killed writer's
+    unpublished folder is not a day), sorted."""
     path, fs = spark_io.file_system(spark, root)
     if not fs.exists(path):
         return []
     names = [status.getPath().getName() for status in fs.listStatus(path)]
-    return sorted(n[3:] for n in names if n.startswith("dt="))
+    return sorted(n[3:] for n in names if n.startswith("dt=") and spark_io.exists(spark, f"{root}/{n}"))
 
 
 def previous_state(spark: SparkSession, where: datasets.HasBucket, table: str, ds: str) -> DataFrame | None:
@@ -448,7 +449,7 @@ def previous_state(spark: SparkSession, where: datasets.HasBucket, table: str, d
             f"run the days from {(date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat()} "
             f"to {day_before} first, in date order."
         )
-    return spark.read.parquet(datasets.state_dir(where, table, day_before))
+    return spark_io.read_parquet(spark, datasets.state_dir(where, table, day_before))
 
 
 def drop_later_states(spark: SparkSession, where: datasets.HasBucket, ds: str) -> list[str]:
@@ -457,21 +458,20 @@ def drop_later_states(spark: SparkSession, where: datasets.HasBucket, ds: str) -
     for table in datasets.STATE_TABLES:
         for day in _day_folders(spark, datasets.state_table_root(where, table)):
             if day > ds:
-                path, fs = spark_io.file_system(spark, datasets.state_dir(where, table, day))
-                fs.delete(path, True)
+                spark_io.remove(spark, datasets.state_dir(where, table, day))
                 dropped.append(day)
     return sorted(set(dropped))
 
 
 def write_table(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str], parts: int = 1) -> int:
-    """Write `df` beside `final`, then swap it into place (never a half-written folder).
+    """Publish `df` as the new version of the day `final` (never a half-written day).
 
     `parts` sorted files (rows hash-partitioned on the first sort column) named
     part-00000.parquet, part-00001.parquet, … in partition order, so a re-run gives the same
     files. Returns the number of rows written.
     """
     spark_io.write_parquet(spark, df, final, sort_by, parts)
-    return spark.read.parquet(final).count()
+    return spark_io.read_parquet(spark, final).count()
 
 
 # Rows per file of the address state: it grows with the history, and one file means one
@@ -519,7 +519,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> str:
     n_state = write_table(
         spark, state, datasets.state_dir(where, "address_state", ds), ["address"], state_files(rows_at_most)
     )
-    state = spark.read.parquet(datasets.state_dir(where, "address_state", ds))
+    state = spark_io.read_parquet(spark, datasets.state_dir(where, "address_state", ds))
 
     coinbase_outputs = outputs.where("is_coinbase").select("block_number", "address")
     block_pools = attribute_blocks(blocks, coinbase_outputs, pools).cache()
@@ -527,7 +527,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> str:
     if previous_receipts is not None:
         receipts = merge_receipts(previous_receipts, receipts)
     write_table(spark, receipts, datasets.state_dir(where, "coinbase_receipts", ds), ["address", "pool_id"])
-    receipts = spark.read.parquet(datasets.state_dir(where, "coinbase_receipts", ds))
+    receipts = spark_io.read_parquet(spark, datasets.state_dir(where, "coinbase_receipts", ds))
     labels = address_labels(receipts, pools, args.min_coinbase_outputs)
 
     # Only the addresses active today changed: only they are rescored. Every earlier time

@@ -182,9 +182,9 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     model = load_model(spark, where, version)
     metadata = model[3]
 
-    features = spark.read.parquet(datasets.features_dir(where, "address_features", args.ds))
+    features = spark_io.read_parquet(spark, datasets.features_dir(where, "address_features", args.ds))
     check_features(metadata, features.columns, args.ds)
-    labels = spark.read.parquet(datasets.features_dir(where, "address_labels", args.ds))
+    labels = spark_io.read_parquet(spark, datasets.features_dir(where, "address_labels", args.ds))
 
     seconds["load model"] = time.monotonic() - started
     reference = metadata["drift_reference"]

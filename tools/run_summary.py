@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from pool_classifier import datasets
+from pool_classifier.io import atomic
 from pool_classifier.model import registry
 from pool_classifier.steps import score_addresses
 from pool_classifier.targets import Target, current_target
@@ -41,11 +42,30 @@ def _content(file: Path) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def content_files(folder: str | Path) -> list[tuple[str, Path]]:
+    """(name, file) of what a folder holds: for a versioned day, the files of the version in
+    force, named as within their version (its id and pointer are when, not what); otherwise
+    the visible files of the folder."""
+    folder = Path(folder)
+    files = atomic.data_files(folder, suffix=None)
+    if files:
+        return [(_within_version(f), Path(f)) for f in files]
+    return sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*")
+                  if p.is_file() and not p.name.startswith("."))
+
+
+def _within_version(file: str) -> str:
+    """`…/dt=<ds>/v=<id>/part-00000.parquet` → `part-00000.parquet`."""
+    parts = Path(file).parts
+    last = max(i for i, part in enumerate(parts) if part.startswith("v="))
+    return "/".join(parts[last + 1:])
+
+
 def folder_checksum(folder: str | Path) -> str:
-    """sha256 over the names and contents of the visible files of a folder (first 16 hex)."""
+    """sha256 over the names and contents of what a folder holds (first 16 hex)."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".")):
-        digest.update(file.relative_to(folder).as_posix().encode())
+    for name, file in content_files(folder):
+        digest.update(name.encode())
         digest.update(_content(file))
     return digest.hexdigest()[:16]
 
@@ -89,7 +109,7 @@ def summarize(target: Target, ds: str) -> dict:
     import duckdb
 
     def scalar(sql: str, path: str):
-        return duckdb.execute(sql.format(p=f"'{path}/*.parquet'")).fetchone()[0]
+        return duckdb.execute(sql.format(p=atomic.duckdb_source(path))).fetchone()[0]
 
     blocks_dir = datasets.extract_dir(target, "blocks", ds)
     outputs_dir = datasets.extract_dir(target, "outputs", ds)
@@ -101,7 +121,7 @@ def summarize(target: Target, ds: str) -> dict:
     training = training_summary(target, ds)
     drift = score_addresses.read_drift(target, ds)
     labelled = duckdb.execute(
-        f"SELECT pool_name, count(*) FROM '{labels}/*.parquet' "
+        f"SELECT pool_name, count(*) FROM {atomic.duckdb_source(labels)} "
         "WHERE label_source = 'coinbase' GROUP BY ALL ORDER BY 2 DESC, 1"
     ).fetchall()
     paths = {

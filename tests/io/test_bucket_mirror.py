@@ -8,14 +8,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from pool_classifier import datasets
-from pool_classifier.io import bucket_mirror, warehouse
+from pool_classifier.io import atomic, bucket_mirror, warehouse
 from pool_classifier.io.bucket_mirror import LocalStore
 from pool_classifier.model import registry
 from pool_classifier.steps.check_extract import check_extract
@@ -175,11 +173,9 @@ def test_the_extract_gate_runs_on_a_copy_and_writes_its_figures_back(gate_bucket
 def test_a_failing_gate_still_writes_its_figures_back(gate_bucket):
     store, remote, local = gate_bucket
     blocks_dir = datasets.extract_dir(local, "blocks", GATE_DS)
-    blocks = pd.read_parquet(blocks_dir)
-    shutil.rmtree(blocks_dir)
-    blocks_dir_path = store.root / f"extracts/blocks/dt={GATE_DS}"
-    blocks_dir_path.mkdir(parents=True)
-    blocks.drop(index=len(blocks) // 2).to_parquet(blocks_dir_path / "blocks.parquet", index=False)
+    blocks = atomic.read_frame(blocks_dir)
+    with atomic.write_dir(blocks_dir) as folder:  # the day in the bucket, a block lost
+        blocks.drop(index=len(blocks) // 2).to_parquet(folder / "blocks.parquet", index=False)
     with pytest.raises(QualityGateError, match="expected"):
         bucket_mirror.gate_in_copy(store, remote, "extract", GATE_DS)
     written = json.loads((store.root / f"quality/extract/dt={GATE_DS}/figures.json").read_text())

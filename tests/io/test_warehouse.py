@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 
-from pool_classifier.io import atomic as storage
 from pool_classifier.io import warehouse
 from tests.conftest import REAL_DATA
 
@@ -73,21 +72,3 @@ def test_a_row_missing_a_required_field_is_refused_naming_the_file(tmp_path):
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(warehouse.WarehouseLoadError, match=r"blocks.json.*hash"):
         warehouse.load_exports(bad.parent, tmp_path / "wh.duckdb")
-
-
-def test_publish_dir_replaces_whole_or_not_at_all(tmp_path):
-    final = tmp_path / "day" / "dt=2024-03-01"
-    with storage.write_dir(final) as tmp:
-        (tmp / "a.parquet").write_text("first")
-    assert (final / "a.parquet").read_text() == "first"
-
-    with pytest.raises(RuntimeError):
-        with storage.write_dir(final) as tmp:
-            (tmp / "a.parquet").write_text("half")
-            raise RuntimeError("killed while writing")
-    assert (final / "a.parquet").read_text() == "first"
-    assert sorted(p.name for p in final.parent.iterdir()) == ["dt=2024-03-01"]
-
-    with storage.write_dir(final) as tmp:
-        (tmp / "b.parquet").write_text("second")
-    assert sorted(p.name for p in final.iterdir()) == ["b.parquet"]

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pool_classifier import datasets
+from pool_classifier.io import atomic
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 
 START = 1_709_251_200  # 2024-03-01 00:00 UTC
@@ -59,7 +60,6 @@ def write_day(target, ds: str, frame: pd.DataFrame | None = None, n_pools: int =
     training = frame.merge(labels[["address", "pool_id", "pool_name", "label_source"]], on="address", how="left")
     training["label"] = training["pool_name"].notna().astype("int32")
     for table, df in (("address_features", frame), ("address_labels", labels), ("training_features", training)):
-        folder = Path(datasets.features_dir(target, table, ds))
-        folder.mkdir(parents=True, exist_ok=True)
-        write_parquet(df, folder / "part-00000.parquet")
+        with atomic.write_dir(datasets.features_dir(target, table, ds)) as folder:
+            write_parquet(df, folder / "part-00000.parquet")
     return frame

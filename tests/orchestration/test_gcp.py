@@ -142,12 +142,18 @@ def test_exports_are_capped_query_jobs_of_the_shared_sql(rendered, task_id, tabl
         (p.this if isinstance(p, sqlglot.exp.FileFormatProperty) else p.args["value"]).sql("bigquery")
         for p in statement.args["options"].expressions
     }
-    assert options == {"uri": f"'{datasets.extract_dir(data_target(), table, DS)}/*.parquet'",
+    # Into a new version folder of the day (its id filled in when the job is submitted); the
+    # day's pointer switches to it once the job succeeded.
+    day = datasets.extract_dir(data_target(), table, DS)
+    assert options == {"uri": f"'{day}/v={gcp_requests.VERSION_MARK}/*.parquet'",
                        "format": "'PARQUET'", "overwrite": "TRUE"}
+    filled = gcp_requests.with_version(task.configuration, "20240301T000000.000000Z-abcdef01")
+    assert f"{day}/v=20240301T000000.000000Z-abcdef01/*.parquet" in filled["query"]["query"]
+    assert gcp_requests.VERSION_MARK in task.configuration["query"]["query"]  # the template untouched
     # The dry run estimates the same SELECT as the export runs, and it is partition-pruned.
     assert statement.this.sql("bigquery") == sqlglot.parse_one(task.estimate_sql, read="bigquery").sql("bigquery")
     assert sql_checks.partition_filter_problems(task.estimate_sql) == []
-    assert task.replace_prefix == datasets.extract_dir(data_target(), table, DS)
+    assert task.publish_to == day
 
 
 @pytest.mark.parametrize("task_id, table", LOADS.items())
@@ -174,13 +180,12 @@ def test_what_each_step_writes_is_where_the_next_reads(rendered):
     bucket = datasets.Bucket(_arg(args["build_features"], "--bucket"))
     assert {_arg(a, "--bucket") for a in args.values()} == {BUCKET}
     for task_id, table in EXPORTS.items():
-        written = rendered[task_id].replace_prefix
+        written = rendered[task_id].publish_to
         assert written == datasets.extract_dir(bucket, table, DS)
-    load_source = {t: rendered[t].configuration["load"]["sourceUris"] for t in LOADS}
-    assert load_source["publish_predictions.load_block_pools"] == [
-        f"{datasets.features_dir(bucket, 'block_pools', DS)}/*.parquet"]
-    assert load_source["publish_predictions.load_address_scores"] == [
-        f"{datasets.predictions_dir(bucket, DS)}/*.parquet"]
+    # The loads read the files in force of the days the jobs wrote (resolved when they run).
+    load_source = {t: rendered[t].load_from for t in LOADS}
+    assert load_source["publish_predictions.load_block_pools"] == [datasets.features_dir(bucket, "block_pools", DS)]
+    assert load_source["publish_predictions.load_address_scores"] == [datasets.predictions_dir(bucket, DS)]
     target = data_target()
     assert datasets.predictions_dir(bucket, DS) == datasets.predictions_dir(target, DS) == f"{BUCKET}/predictions/address_scores/dt={DS}"
     # Training reads the features the features job writes and writes the registry scoring reads.
@@ -285,3 +290,26 @@ def test_cost_records_load_into_the_run_costs_table(local_target):
     for field in json.loads(schema_file("run_costs").read_text()):
         value = record[field["name"]]
         assert value is None or checks[field["type"]](value) is not False, field["name"]
+
+
+def test_an_export_is_published_after_its_job_and_a_load_reads_the_files_in_force(tmp_path):
+    """On a store that behaves like Cloud Storage: the export's version is invisible until the
+    switch; the switch names its files and drops versions older than the one it replaced; a
+    load's sources are the files in force; a day never published is refused by name."""
+    from pool_classifier.io import versioned
+
+    fs = versioned.ObjectStoreFS(tmp_path / "store", bucket="pool-data-test")
+    day = fs.uri("extracts/blocks/dt=2024-03-01")
+    versions = ["20240301T000000.000000Z-00000001", "20240301T010000.000000Z-00000002",
+                "20240301T020000.000000Z-00000003"]
+    for version in versions:
+        for part in ("000000000000.parquet", "000000000001.parquet"):  # EXPORT DATA's names
+            fs.write_bytes(f"{day}/v={version}/{part}", version.encode())
+        assert versioned.read_pointer(fs, day) is None or versioned.read_pointer(fs, day)["version"] != version
+        pointer = gcp_requests.publish_export(fs, day, version)
+        assert pointer["paths"] == [f"v={version}"]
+    assert versioned.versions(fs, day) == versions[1:]  # the new one and the one it replaced
+    assert gcp_requests.load_sources(fs, [day]) == [
+        f"{day}/v={versions[-1]}/000000000000.parquet", f"{day}/v={versions[-1]}/000000000001.parquet"]
+    with pytest.raises(FileNotFoundError, match="dt=2024-03-02: the step that writes it has not run"):
+        gcp_requests.load_sources(fs, [fs.uri("extracts/blocks/dt=2024-03-02")])

@@ -34,7 +34,7 @@ from typing import Callable
 import duckdb
 
 from pool_classifier import datasets, targets
-from pool_classifier.io import warehouse
+from pool_classifier.io import atomic, versioned, warehouse
 from tools import run_summary, synthetic_chain
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -89,17 +89,23 @@ REFUSAL = re.compile(
 # ---------------------------------------------------------------- outputs and their checksums
 
 
+def _written(folder: Path) -> bool:
+    """A day's folder holds an output: a version in force (a pointer), or plain files (the
+    gates' figures). A killed writer's unpublished version alone is no output."""
+    return atomic.exists(folder) or any(p.is_file() for p in folder.iterdir())
+
+
 def day_outputs(target: targets.Target, ds: str) -> dict[str, str]:
     """Every folder the DAG wrote for day `ds`, by name: each `<kind>/<name>/dt=<ds>` under the
     bucket, and each model version trained for the day (`models/<candidate>-<ds>`)."""
     bucket = Path(target.bucket)
     folders = {
         p.parent.relative_to(bucket).as_posix(): str(p)
-        for p in sorted(bucket.glob(f"*/*/dt={ds}")) if p.parent.parent.name not in RUN_RECORDS
+        for p in sorted(bucket.glob(f"*/*/dt={ds}")) if p.parent.parent.name not in RUN_RECORDS and _written(p)
     }
     folders |= {
         p.parent.name: str(p)
-        for p in sorted(bucket.glob(f"*/dt={ds}")) if p.parent.name not in RUN_RECORDS
+        for p in sorted(bucket.glob(f"*/dt={ds}")) if p.parent.name not in RUN_RECORDS and _written(p)
     }
     for version in sorted((bucket / "models").glob(f"*-{ds}")):
         folders[f"models/{version.name[: -len(ds) - 1]}"] = str(version)
@@ -112,10 +118,11 @@ def global_files(target: targets.Target) -> list[Path]:
 
 
 def folder_bytes_digest(folder: str | Path) -> str:
-    """sha256 over the names and raw bytes of the visible files of a folder."""
+    """sha256 over the names and raw bytes of what a folder holds (a versioned day: the files
+    of the version in force, see run_summary.content_files)."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".")):
-        digest.update(file.relative_to(folder).as_posix().encode())
+    for name, file in run_summary.content_files(folder):
+        digest.update(name.encode())
         digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -125,7 +132,7 @@ def written_by_spark(folder: str | Path) -> bool:
     because parquet-mr lists column encodings from a Java HashSet (see run_summary)."""
     import pyarrow.parquet as pq
 
-    files = sorted(Path(folder).glob("*.parquet"))
+    files = [f for name, f in run_summary.content_files(folder) if name.endswith(".parquet")]
     return bool(files) and b"org.apache.spark.version" in (pq.read_metadata(files[0]).metadata or {})
 
 
@@ -138,7 +145,7 @@ def snapshot(target: targets.Target, days: list[str] = DAY_LIST) -> dict[tuple[s
             result[(ds, name)] = {
                 "content": run_summary.folder_checksum(folder),
                 "bytes": folder_bytes_digest(folder),
-                "files": sorted(p.name for p in Path(folder).iterdir() if not p.name.startswith(".")),
+                "files": [name for name, _ in run_summary.content_files(folder)],
                 "spark": written_by_spark(folder),
             }
     if days == DAY_LIST:
@@ -173,7 +180,7 @@ def row_counts_and_duplicates(target: targets.Target, ds: str) -> dict[str, tupl
         for name, folder in day_outputs(target, ds).items():
             if name in KEYS:
                 rows, distinct = con.execute(
-                    f"SELECT count(*), count(DISTINCT ({KEYS[name]})) FROM '{folder}/*.parquet'"
+                    f"SELECT count(*), count(DISTINCT ({KEYS[name]})) FROM {atomic.duckdb_source(folder)}"
                 ).fetchone()
                 found[name] = (rows, rows - distinct)
     finally:
@@ -186,7 +193,7 @@ def built_by_features(target: targets.Target, ds: str) -> list[str]:
     bucket = Path(target.bucket)
     return [
         f"{kind}/{table}" for kind, tables in (("state", datasets.STATE_TABLES), ("features", datasets.FEATURE_TABLES))
-        for table in tables if (bucket / kind / table / f"dt={ds}").exists()
+        for table in tables if atomic.exists(bucket / kind / table / f"dt={ds}")
     ]
 
 
@@ -393,12 +400,15 @@ def play_shuffled(scenario: Scenario) -> Callable[[Lane], None]:
 # ---------------------------------------------------------------- SIGKILL while writing
 
 
-def temporary_folders(folders: dict[str, str]) -> list[Path]:
-    """The Spark job's temporary folders (`.<name>.tmp-<id>` beside each watched day folder)."""
+def unpublished_versions(folders: dict[str, str]) -> list[Path]:
+    """Version folders of the watched days that no pointer names (`dt=<ds>/v=<id>/`): what a
+    writer is filling, or what a killed writer left; no reader ever reads them."""
     found = []
     for name in WATCHED:
         final = Path(folders[name])
-        found += [p for p in final.parent.glob(f".{final.name}.tmp-*") if p.is_dir()]
+        pointer = versioned.read_pointer(versioned.LocalFS(), final) or {"paths": []}
+        in_force = {Path(p).name for p in pointer["paths"]}
+        found += [p for p in final.glob("v=*") if p.is_dir() and p.name not in in_force]
     return found
 
 
@@ -417,8 +427,8 @@ class Reader(threading.Thread):
             for name in WATCHED:
                 folder = self.folders[name]
                 try:
-                    if not Path(folder).is_dir():
-                        continue  # absent between two renames: allowed, never partial
+                    if not atomic.exists(folder):
+                        continue  # absent (no version in force): allowed, never partial
                     checksum = run_summary.folder_checksum(folder)
                 except (FileNotFoundError, NotADirectoryError):
                     continue  # swapped while being read: read again next round
@@ -433,10 +443,11 @@ class Reader(threading.Thread):
 
 def kill_while_writing(scenario: Scenario, ds: str) -> dict:
     """Run day `ds` again in its own process group and SIGKILL the group (Airflow,
-    spark-submit, the JVM) as soon as build_features' temporary folders fill; a reader checks
+    spark-submit, the JVM) as soon as build_features fills a new, unpublished version; a reader checks
     the day's folders all along. Returns what happened and what the kill left."""
     folders = day_outputs(scenario.target, ds)
     before = snapshot(scenario.target, [ds])
+    already = {p for p in unpublished_versions(folders)}  # the previous versions kept for readers
     reader = Reader(folders, {name: before[(ds, name)]["content"] for name in WATCHED})
     reader.start()
     process = subprocess.Popen(
@@ -447,7 +458,7 @@ def kill_while_writing(scenario: Scenario, ds: str) -> dict:
     try:
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while time.monotonic() < deadline and process.poll() is None:
-            busy = [p for p in temporary_folders(folders) if any(p.iterdir())]
+            busy = [p for p in unpublished_versions(folders) if p not in already and any(p.rglob("*"))]
             if busy:
                 os.killpg(process.pid, signal.SIGKILL)
                 killed_while = sorted(p.name for p in busy)
@@ -467,7 +478,7 @@ def kill_while_writing(scenario: Scenario, ds: str) -> dict:
         "reads": reader.reads,
         "partial": reader.partial,
         "after_kill": snapshot(scenario.target, [ds]),
-        "temporary_folders_left": [p.name for p in temporary_folders(folders)],
+        "unpublished_versions_left": [p.name for p in unpublished_versions(folders) if p not in already],
     }
 
 

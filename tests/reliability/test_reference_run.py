@@ -7,11 +7,10 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from pool_classifier import datasets
-from pool_classifier.io import cost_records
+from pool_classifier.io import atomic, cost_records
 from pool_classifier.model import registry
 from pool_classifier.steps import check_extract, check_features, check_scores, publish_predictions, quality_gate
 from tests.reliability.scenarios import CORE_OUTPUTS, DAY_LIST
@@ -30,11 +29,11 @@ def test_every_day_wrote_every_output_and_trained_a_model(sequential):
 def test_the_first_day_holds_blocks_pools_labels_a_champion_and_its_scores(sequential):
     target = sequential.record("reference_target")
     ds = DAY_LIST[0]
-    blocks = pd.read_parquet(datasets.extract_dir(target, "blocks", ds))
-    features = pd.read_parquet(datasets.features_dir(target, "address_features", ds))
-    labels = pd.read_parquet(datasets.features_dir(target, "address_labels", ds))
-    block_pools = pd.read_parquet(datasets.features_dir(target, "block_pools", ds))
-    predictions = pd.read_parquet(datasets.predictions_dir(target, ds))
+    blocks = atomic.read_frame(datasets.extract_dir(target, "blocks", ds))
+    features = atomic.read_frame(datasets.features_dir(target, "address_features", ds))
+    labels = atomic.read_frame(datasets.features_dir(target, "address_labels", ds))
+    block_pools = atomic.read_frame(datasets.features_dir(target, "block_pools", ds))
+    predictions = atomic.read_frame(datasets.predictions_dir(target, ds))
 
     assert 100 < len(blocks) < 200
     assert len(block_pools) == len(blocks)

@@ -6,10 +6,12 @@ import datetime as dt
 import gzip
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from pool_classifier.datasets import POOLS_FILE
+from pool_classifier.io import atomic
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 from spark_jobs import build_features as job
 from tests.conftest import REAL_DATA
@@ -258,8 +260,13 @@ def test_writing_a_table_replaces_the_folder_with_the_same_content(spark, flows,
     first = folder_checksum(final)
     assert job.write_table(spark, features, str(final), ["address"]) == 4
     assert folder_checksum(final) == first
-    assert [p.name for p in final.iterdir()] == ["part-00000.parquet"]
-    assert [p.name for p in final.parent.iterdir()] == ["dt=2024-04-01"]  # no temp folder left
+    assert [Path(f).name for f in atomic.data_files(final)] == ["part-00000.parquet"]
+    # The new version and the one it replaced (kept one publish for readers in flight), a
+    # pointer, nothing else: no temp folder, no _SUCCESS, no checksum file.
+    versions = sorted(p.name for p in final.iterdir() if p.name.startswith("v="))
+    assert len(versions) == 2 and sorted(p.name for p in final.iterdir()) == ["_current.json", *versions]
+    assert [p.name for p in (final / versions[-1]).iterdir()] == ["part-00000.parquet"]
+    assert [p.name for p in final.parent.iterdir()] == ["dt=2024-04-01"]
 
 
 def test_real_block_367891_is_attributed_by_its_payout_address(spark, pools):

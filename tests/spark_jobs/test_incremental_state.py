@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from pool_classifier import datasets
 from pool_classifier.datasets import POOLS_FILE
-from pool_classifier.io import warehouse
+from pool_classifier.io import atomic, warehouse
 from pool_classifier.steps import build_features, extract_day
 from pool_classifier.targets import current_target
 from spark_jobs import build_features as job
@@ -42,8 +42,8 @@ def run_day(spark, target, ds, **settings):
 
 
 def flows_of(spark, target, days):
-    outputs = spark.read.parquet(*[datasets.extract_dir(target, "outputs", d) for d in days])
-    inputs = spark.read.parquet(*[datasets.extract_dir(target, "inputs", d) for d in days])
+    outputs = spark.read.parquet(*[f for d in days for f in atomic.data_files(datasets.extract_dir(target, "outputs", d))])
+    inputs = spark.read.parquet(*[f for d in days for f in atomic.data_files(datasets.extract_dir(target, "inputs", d))])
     return outputs, inputs
 
 
@@ -72,16 +72,16 @@ def test_pipeline_days_rerun_and_order(spark, chain_target):
     clean = folder_checksum(state_dir)
 
     # Only the addresses active on the day are featured (and so rescored).
-    active = spark.read.parquet(datasets.features_dir(chain_target, "address_features", DAYS[2]))
+    active = spark.read.parquet(*atomic.data_files(datasets.features_dir(chain_target, "address_features", DAYS[2])))
     outputs, inputs = flows_of(spark, chain_target, [DAYS[2]])
     day_addresses = job.ordinary_flows(outputs, inputs).select("address").distinct()
     assert active.count() == day_addresses.count()
     assert active.join(day_addresses, "address", "left_anti").count() == 0
-    assert spark.read.parquet(str(state_dir)).count() > active.count()
+    assert spark.read.parquet(*atomic.data_files(state_dir)).count() > active.count()
 
     # Re-running an earlier day drops the later states; re-running them restores the same state.
     message = run_day(spark, chain_target, DAYS[1])
-    assert not state_dir.exists()
+    assert not atomic.exists(state_dir)
     run_day(spark, chain_target, DAYS[2])
     assert folder_checksum(state_dir) == clean
 
@@ -97,16 +97,16 @@ def test_pipeline_days_rerun_and_order(spark, chain_target):
 def test_training_set_is_seeded_and_samples_negatives(spark, chain_target):
     run_day(spark, chain_target, DAYS[0], negatives_per_positive=3, min_coinbase_outputs=5)
     path = datasets.features_dir(chain_target, "training_features", DAYS[0])
-    first = rows_by_address(spark.read.parquet(path))
+    first = rows_by_address(spark.read.parquet(*atomic.data_files(path)))
     positives = sum(r["label"] for r in first.values())
     negatives = len(first) - positives
     assert positives >= 10
     assert 1.5 * positives < negatives < 4.5 * positives
     run_day(spark, chain_target, DAYS[0], negatives_per_positive=3, min_coinbase_outputs=5)
-    assert rows_by_address(spark.read.parquet(path)) == first
+    assert rows_by_address(spark.read.parquet(*atomic.data_files(path))) == first
     # Not the first addresses in order: the sample spreads over the whole address range.
     all_active = sorted(rows_by_address(spark.read.parquet(
-        datasets.features_dir(chain_target, "address_features", DAYS[0]))))
+        *atomic.data_files(datasets.features_dir(chain_target, "address_features", DAYS[0])))))
     sampled = sorted(a for a, r in first.items() if r["label"] == 0)
     assert sampled != all_active[: len(sampled)]
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pool_classifier import datasets
+from pool_classifier.io import atomic
 from pool_classifier.model import drift, registry, scoring, training
 from pool_classifier.model.profiles import ProfileConfig
 from pool_classifier.steps import score_addresses, train_model
@@ -28,8 +29,9 @@ CONFIGS = {
 
 def _spark_scored(spark, target, version: str | None = None, partitions: int = 3) -> pd.DataFrame:
     model = job.load_model(spark, target, version or job.resolve_version(spark, target, DS, None))
-    features = spark.read.parquet(datasets.features_dir(target, "address_features", DS)).repartition(partitions)
-    labels = spark.read.parquet(datasets.features_dir(target, "address_labels", DS))
+    features = spark.read.parquet(*atomic.data_files(datasets.features_dir(target, "address_features", DS)))
+    features = features.repartition(partitions)
+    labels = spark.read.parquet(*atomic.data_files(datasets.features_dir(target, "address_labels", DS)))
     broadcast = spark.sparkContext.broadcast(model)
     scored = job.score(job.with_known_pool(features, labels), broadcast, scoring.model_inputs(model[3]), DS)
     return scored.toPandas().sort_values("address", kind="stable").reset_index(drop=True)
@@ -89,12 +91,12 @@ def test_score_addresses_runs_the_spark_job_with_the_champion(local_target):
     assert result["model_version"] == trained["champion"] == f"hgb-{DS}"
     assert result["rows"] == 3060
     assert result["drift"]["status"] == "ok" and result["drift"]["fail"] == []
-    predictions = Path(result["path"])
-    assert sorted(p.name for p in predictions.iterdir()) == ["part-00000.parquet"]
+    predictions = result["path"]
+    assert [Path(f).name for f in atomic.data_files(predictions)] == ["part-00000.parquet"]
     expected = score_addresses.score_in_process(local_target, DS)
-    written = pd.read_parquet(predictions)
+    written = atomic.read_frame(predictions)
     pd.testing.assert_frame_equal(written, expected[scoring.PREDICTION_COLUMNS], check_exact=True)
-    profiles = pd.read_parquet(result["profiles_path"])
+    profiles = atomic.read_frame(result["profiles_path"])
     pd.testing.assert_frame_equal(profiles, expected[scoring.PROFILE_COLUMNS], check_exact=True)
     assert result["predicted_pools"] == int(written["label"].sum())
     assert Path(result["drift"]["report"]).read_text().startswith(f"# Drift check for {DS}")
@@ -104,12 +106,12 @@ def test_score_addresses_runs_the_spark_job_with_the_champion(local_target):
 def test_far_drift_fails_the_run_naming_the_features_and_writes_no_predictions(local_target):
     frame = write_day(local_target, DS)
     train_model.train_model(local_target, DS, CONFIGS["hgb"])
-    folder = Path(datasets.features_dir(local_target, "address_features", DS))
     frame["stddev_tx_input_value"] = frame["stddev_tx_input_value"] * 1e6 + 1e6
-    write_parquet(frame, folder / "part-00000.parquet")
+    with atomic.write_dir(datasets.features_dir(local_target, "address_features", DS)) as folder:
+        write_parquet(frame, folder / "part-00000.parquet")
 
     with pytest.raises(drift.DriftError, match=r"stddev_tx_input_value \(PSI \d+\.\d+\)"):
         score_addresses.score_addresses(local_target, DS)
-    assert not Path(datasets.predictions_dir(local_target, DS)).exists()
-    report = json.loads((Path(datasets.drift_dir(local_target, DS)) / score_addresses.DRIFT_FILE).read_text())
+    assert not atomic.exists(datasets.predictions_dir(local_target, DS))
+    report = score_addresses.read_drift(local_target, DS)
     assert report["status"] == "fail" and report["fail"] == ["stddev_tx_input_value"]

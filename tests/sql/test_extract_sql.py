@@ -8,12 +8,11 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import sqlglot
 
 from pool_classifier import datasets
-from pool_classifier.io import sql
+from pool_classifier.io import atomic, sql
 from pool_classifier.steps import extract_day as extract
 from tests.conftest import REAL_DATA
 
@@ -89,7 +88,7 @@ def query(warehouse: str, table: str, ds: str) -> list[dict]:
 
 
 def read_extract(target, table, ds) -> list[dict]:
-    return pq.read_table(Path(datasets.extract_dir(target, table, ds))).to_pylist()
+    return atomic.read_frame(datasets.extract_dir(target, table, ds)).to_dict("records")
 
 
 # Days of the real data: genesis week (coinbases only), the first payments (block 170,
@@ -150,16 +149,21 @@ def test_day_without_blocks_fails_naming_date_and_table(real_target):
     with pytest.raises(extract.NoBlocksError, match=r"2015-08-01.*crypto_bitcoin\.blocks"):
         extract.extract_day(real_target, "2015-08-01")
     # Nothing was written for the day.
-    assert not Path(datasets.extract_dir(real_target, "outputs", "2015-08-01")).exists()
+    assert not atomic.exists(datasets.extract_dir(real_target, "outputs", "2015-08-01"))
+    assert not Path(datasets.extract_dir(real_target, "blocks", "2015-08-01")).exists()
 
 
 def test_rerun_replaces_the_day_byte_for_byte(real_target):
     extract.extract_day(real_target, "2009-01-12")
-    folder = Path(datasets.extract_dir(real_target, "outputs", "2009-01-12"))
-    first = {p.name: p.read_bytes() for p in folder.iterdir()}
+    folder = datasets.extract_dir(real_target, "outputs", "2009-01-12")
+    first = {Path(f).name: Path(f).read_bytes() for f in atomic.data_files(folder)}
+    first_version = atomic.data_files(folder)
     extract.extract_day(real_target, "2009-01-12")
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == first
-    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+    assert {Path(f).name: Path(f).read_bytes() for f in atomic.data_files(folder)} == first
+    assert atomic.data_files(folder) != first_version  # a new version replaced the day...
+    # ...and only it and the one it replaced are kept (for readers in flight); no temp folder.
+    assert len([p for p in Path(folder).iterdir() if p.name.startswith("v=")]) == 2
+    assert not [p for p in Path(folder).parent.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.parametrize("table", datasets.EXTRACT_TABLES)

@@ -1,21 +1,20 @@
 """Helpers of the quality gates' tests: damage a day's Parquet file, read a gate's failures."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pool_classifier.io import atomic
 from pool_classifier.steps import quality_gate
 from pool_classifier.steps.quality_gate import QualityGateError
 
 
 def edit(folder: str, change) -> None:
-    """Rewrite the Parquet file of a day's folder through `change(DataFrame) -> DataFrame`
+    """Rewrite the Parquet file in force of a day through `change(DataFrame) -> DataFrame`
     (same column types; every column may now hold nulls, and pandas' NaN becomes null)."""
-    (file,) = sorted(Path(folder).glob("*.parquet"))
+    (file,) = atomic.data_files(folder)
     table = pq.read_table(file)
     frame = change(table.to_pandas())
     schema = pa.schema([table.schema.field(c).with_nullable(True) for c in frame.columns])
@@ -23,8 +22,8 @@ def edit(folder: str, change) -> None:
 
 
 def put_nan(folder: str, column: str, row: int) -> None:
-    """Write a real NaN (not a null) into one double of a day's Parquet file."""
-    (file,) = sorted(Path(folder).glob("*.parquet"))
+    """Write a real NaN (not a null) into one double of a day's Parquet file in force."""
+    (file,) = atomic.data_files(folder)
     table = pq.read_table(file)
     values = table.column(column).to_numpy().copy()
     values[row] = np.nan

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pool_classifier import datasets
+from pool_classifier.io import atomic
 from pool_classifier.steps import quality_gate
 from pool_classifier.steps.check_extract import check_extract
 from pool_classifier.steps.quality_gate import MAX_MONEY_SATOSHI, QualityGateError
@@ -23,8 +24,8 @@ def test_the_extract_gate_passes_a_real_day_and_keeps_its_figures(target):
     kept = json.loads(Path(quality_gate.figures_path(target, "extract", DAY2)).read_text())
     assert kept == json.loads(json.dumps(record, default=str))
     figures = kept["figures"]
-    blocks = pd.read_parquet(datasets.extract_dir(target, "blocks", DAY2))
-    outputs = pd.read_parquet(datasets.extract_dir(target, "outputs", DAY2))
+    blocks = atomic.read_frame(datasets.extract_dir(target, "blocks", DAY2))
+    outputs = atomic.read_frame(datasets.extract_dir(target, "outputs", DAY2))
     assert figures["blocks"] == len(blocks)
     assert figures["transactions_expected"] == blocks["transaction_count"].sum()
     assert figures["transactions_observed"] == outputs["transaction_hash"].nunique()
@@ -34,7 +35,7 @@ def test_the_extract_gate_passes_a_real_day_and_keeps_its_figures(target):
 
 def _drop_block(target, ds: str, position: int) -> int:
     """Remove one block and its transactions from a day's extract; returns its number."""
-    blocks = pd.read_parquet(datasets.extract_dir(target, "blocks", ds)).sort_values("block_number")
+    blocks = atomic.read_frame(datasets.extract_dir(target, "blocks", ds)).sort_values("block_number")
     number = int(blocks["block_number"].iloc[position])
     for table in datasets.EXTRACT_TABLES:
         edit(datasets.extract_dir(target, table, ds), lambda df: df[df["block_number"] != number])
@@ -52,7 +53,7 @@ def test_a_block_missing_in_the_middle_of_the_day_fails_contiguity(target):
 def test_a_gap_next_to_midnight_is_timestamp_disorder_not_a_loss(target):
     """A block stamped just after midnight belongs to the next day; its neighbours, stamped
     just before, stay: the gap is accepted and counted."""
-    blocks = pd.read_parquet(datasets.extract_dir(target, "blocks", DAY1)).sort_values("block_number")
+    blocks = atomic.read_frame(datasets.extract_dir(target, "blocks", DAY1)).sort_values("block_number")
     number = _drop_block(target, DAY1, len(blocks) - 2)
     late = pd.Timestamp(f"{DAY1} 23:58:00", tz="UTC")
 
@@ -69,7 +70,7 @@ def test_a_gap_next_to_midnight_is_timestamp_disorder_not_a_loss(target):
 
 
 def test_a_lost_transaction_fails_the_transaction_count(target):
-    outputs = pd.read_parquet(datasets.extract_dir(target, "outputs", DAY1))
+    outputs = atomic.read_frame(datasets.extract_dir(target, "outputs", DAY1))
     lost = outputs.loc[~outputs["is_coinbase"], "transaction_hash"].iloc[0]
     expected = outputs["transaction_hash"].nunique()
     for table in ("outputs", "inputs"):

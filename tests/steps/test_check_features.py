@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from pool_classifier import datasets
+from pool_classifier.io import atomic
 from pool_classifier.steps import quality_gate
 from pool_classifier.steps.check_features import check_features
 from pool_classifier.steps.quality_gate import MAX_MONEY_SATOSHI, QualityGateError
@@ -18,7 +19,7 @@ def test_the_features_gate_passes_a_real_day_with_figures_per_feature(target):
     assert record["passed"]
     per_feature = record["figures"]["features"]
     assert set(per_feature) == set(features_columns())
-    frame = pd.read_parquet(datasets.features_dir(target, "address_features", DAY1))
+    frame = atomic.read_frame(datasets.features_dir(target, "address_features", DAY1))
     assert record["figures"]["rows"] == len(frame)
     for name, f in per_feature.items():
         assert f["null_rate"] == 0.0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from pool_classifier import datasets
+from pool_classifier.io import atomic
 from pool_classifier.steps.check_scores import check_scores
 from tests.steps.conftest import DAY0, DAY1
 from tests.steps.gate_helpers import edit, gate_fails
@@ -27,7 +27,7 @@ def test_the_scores_gate_takes_the_first_day_as_baseline_then_compares(target):
     assert second["passed"]
     assert second["figures"]["psi"] == pytest.approx(0.0)
     assert second["figures"]["previous_day"]["histogram"] == second["figures"]["histogram"]
-    predictions = pd.read_parquet(datasets.predictions_dir(target, DAY1))
+    predictions = atomic.read_frame(datasets.predictions_dir(target, DAY1))
     assert sum(second["figures"]["histogram"]) == len(predictions)
     assert second["figures"]["predicted_pools"] == int(predictions["label"].sum())
 

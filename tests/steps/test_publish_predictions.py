@@ -1,12 +1,12 @@
 """Local publishing: the day's rows replace the day, in the BigQuery tables' columns."""
 import datetime as dt
-import os
 
 import duckdb
 import pandas as pd
 import pytest
 
 from pool_classifier import datasets
+from pool_classifier.io import atomic
 from pool_classifier.steps import publish_predictions as publish
 
 
@@ -29,10 +29,10 @@ def write_day(target, ds, n_scores, n_blocks):
         "pool_name": ["P"] * n_blocks,
         "matched_by": ["tag"] * n_blocks,
     })
-    for frame, folder in ((scores, datasets.predictions_dir(target, ds)),
-                          (blocks, datasets.features_dir(target, "block_pools", ds))):
-        os.makedirs(folder, exist_ok=True)
-        frame.to_parquet(f"{folder}/part-00000.parquet", index=False)
+    for frame, location in ((scores, datasets.predictions_dir(target, ds)),
+                            (blocks, datasets.features_dir(target, "block_pools", ds))):
+        with atomic.write_dir(location) as folder:
+            frame.to_parquet(folder / "part-00000.parquet", index=False)
 
 
 def table_rows(target, table):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from pool_classifier import datasets
+from pool_classifier.io import atomic
 from pool_classifier.model import registry
 from pool_classifier.steps import score_addresses as score
 from pool_classifier.steps import train_model as train
@@ -59,8 +59,9 @@ def test_scoring_without_a_champion_says_what_to_run(local_target):
 def test_scoring_refuses_features_the_model_needs_and_the_day_lacks(local_target):
     write_day(local_target, DS)
     train.train_model(local_target, DS)
-    folder = Path(datasets.features_dir(local_target, "address_features", DS))
-    frame = pd.read_parquet(folder).drop(columns=["total_tx_input_count"])
-    write_parquet(frame, folder / "part-00000.parquet")
+    location = datasets.features_dir(local_target, "address_features", DS)
+    frame = atomic.read_frame(location).drop(columns=["total_tx_input_count"])
+    with atomic.write_dir(location) as folder:
+        write_parquet(frame, folder / "part-00000.parquet")
     with pytest.raises(registry.ModelMismatchError, match="total_tx_input_count"):
         score.score_in_process(local_target, DS)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 import shutil
 import tempfile
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from pool_classifier import datasets
+from pool_classifier.io import versioned
 from pool_classifier.targets import Target
 
 # Written after every other file of a push: they point at the others.
-POINTER_FILES = ("metadata.json", "champion.json")
+POINTER_FILES = ("metadata.json", "champion.json", versioned.POINTER)
 
 
 class Store(Protocol):
@@ -100,10 +102,20 @@ def object_name(store: Store, uri: str) -> str:
 
 
 def pull(store: Store, uri: str, local: str | Path) -> dict[str, str]:
-    """Copy the folder (or the single object) at `uri` to `local`; returns {local file: digest}."""
+    """Copy the folder (or the single object) at `uri` to `local`; returns {local file: digest}.
+
+    A versioned day (a folder with a pointer, io/versioned.py) is copied as its pointer and the
+    files it names: the version in force, not the older ones kept for readers in flight.
+    """
     name = object_name(store, uri)
     local = Path(local)
     names = store.list(name.rstrip("/") + "/")
+    pointer = f"{name.rstrip('/')}/{versioned.POINTER}"
+    if pointer in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            store.download(pointer, Path(tmp) / versioned.POINTER)
+            listed = json.loads((Path(tmp) / versioned.POINTER).read_text())["files"]
+        names = [pointer] + [f"{name.rstrip('/')}/{f}" for f in listed if not versioned._is_absolute(f)]
     targets = [(n, local / n[len(name.rstrip("/")) + 1:]) for n in names if not n.endswith("/")]
     if not names and name in store.list(name):
         targets = [(name, local)]  # one object

@@ -30,7 +30,7 @@ from typing import Any
 from pool_classifier import datasets
 from pool_classifier.datasets import PROJECT_ROOT
 from pool_classifier.errors import DataError
-from pool_classifier.io.atomic import write_dir, write_text_atomically
+from pool_classifier.io.atomic import replace_dir, write_text_atomically
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FEATURE_VERSION
 from pool_classifier.targets import Target
 
@@ -167,7 +167,7 @@ def save_version(target: Target, version: str, model, profiles, metadata: dict, 
     import joblib
 
     out = version_dir(target, version)
-    with write_dir(out) as tmp:
+    with replace_dir(out) as tmp:
         joblib.dump(model, Path(tmp) / MODEL_FILE)
         joblib.dump(profiles, Path(tmp) / PROFILES_FILE)
         (Path(tmp) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")

@@ -39,9 +39,10 @@ from pool_classifier.targets.gcp import template
 log = logging.getLogger(__name__)
 
 EXTRACT_SUMMARY = """BigQuery job: `EXPORT DATA` of `include/sql/extract_{table}.sql` for `ds`,
-filtered on the partition column. A dry run comes first; the job itself also carries the cap
-(`maximumBytesBilled`). Its bytes billed and cost are logged and recorded. The day's old files
-are removed first."""
+filtered on the partition column, into a new version folder of the day; once the job
+succeeded the day's pointer switches to it (readers never see half an export). A dry run comes
+first; the job itself also carries the cap (`maximumBytesBilled`). Its bytes billed and cost
+are logged and recorded."""
 EXTRACT_FAILURES = """`the dry run estimates … above the cap`: BigQuery's estimate is above
 `max_bytes_billed` (Variable `pool_classifier_gcp`); nothing was run or billed — check the SQL's
 partition filter before raising the cap. `not run, … partition filter`: the SQL lost its filter
@@ -55,8 +56,8 @@ training step on the driver, on a copy of what it reads. It runs on the runtime 
 because a model loads only under the library versions that pickled it."""
 SCORE_SUMMARY = """Dataproc Serverless batch of `spark_jobs/score_addresses.py` for `ds`: scores the
 active addresses with the champion in force. New batch id each try; usage and cost recorded."""
-PUBLISH_SUMMARY = """BigQuery load job of `{source}/*.parquet` into `<dataset>.{table}$<YYYYMMDD of ds>`
-with WRITE_TRUNCATE: the day's partition is replaced."""
+PUBLISH_SUMMARY = """BigQuery load job of the files in force of `{source}` (its pointer, read when the task
+runs) into `<dataset>.{table}$<YYYYMMDD of ds>` with WRITE_TRUNCATE: the day's partition is replaced."""
 COST_SUMMARY = """Runs last, whatever failed (a teardown: it does not change the run's state). Adds up
 every cost record of the run (one per BigQuery job and batch), logs the cost table, writes
 `summary.json` beside them and `run_costs/dt=<ds>/records.jsonl` (all runs of the day), loaded
@@ -113,7 +114,7 @@ class Tasks(PipelineTasks):
                         gcp_requests.labels(f"extract_{table}", "{{ ds }}"),
                     ),
                     estimate_sql=select,
-                    replace_prefix=export_dir,
+                    publish_to=export_dir,
                     doc_md=self.doc("extract_day", EXTRACT_SUMMARY.format(table=table),
                                     title=f"extract_day.export_{table}", rerun=CLEAR_TO_RERUN,
                                     takes="10–60 s (one BigQuery job; docs/gcp.md: about 5.8 GB scanned on an average day).",
@@ -172,10 +173,12 @@ class Tasks(PipelineTasks):
                 CostRecordingBigQueryJobOperator(
                     task_id=f"load_{table}",
                     target=self.target,
+                    # The source URIs: the files in force of the day, read when the task runs.
                     configuration=gcp_requests.load_configuration(
                         template("project"), template("dataset"), table, "{{ ds_nodash }}",
-                        [f"{source}/*.parquet"], "PARQUET", gcp_requests.labels(f"load_{table}", "{{ ds }}"),
+                        [], "PARQUET", gcp_requests.labels(f"load_{table}", "{{ ds }}"),
                     ),
+                    load_from=[source],
                     doc_md=self.doc(
                         "publish_predictions",
                         PUBLISH_SUMMARY.format(table=table, source=source.replace("{{ ds }}", "<ds>")),

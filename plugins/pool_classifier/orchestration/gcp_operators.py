@@ -11,6 +11,7 @@ from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobO
 from airflow.providers.google.cloud.operators.dataproc import DataprocCreateBatchOperator
 from airflow.sdk import Variable
 
+from pool_classifier.io import versioned
 from pool_classifier.targets import Target, gcp, gcp_requests
 from pool_classifier.targets.gcp import template
 
@@ -62,39 +63,59 @@ class CostRecordingBigQueryJobOperator(_GcpSettingsInTemplates, BigQueryInsertJo
 
     With `estimate_sql` (a query job), first: the SQL's partition filters are checked and
     a dry run estimates its bytes; above the cap the task fails without retry, naming the
-    estimate and the cap. With `replace_prefix`, the objects under that folder are removed
-    before the job, so an export leaves no file of an earlier run.
+    estimate and the cap. With `publish_to` (an export), the job writes a new version folder
+    of that day's location (`gcp_requests.VERSION_MARK` in its URI, filled in here) and, once it
+    succeeded, the day's pointer switches to it: readers never see a half export. With
+    `load_from`, the load's source URIs are the files in force of those locations, read when
+    the task runs.
     """
 
-    template_fields = (*BigQueryInsertJobOperator.template_fields, "estimate_sql", "replace_prefix")
+    template_fields = (*BigQueryInsertJobOperator.template_fields, "estimate_sql", "publish_to", "load_from")
     template_fields_renderers = {**BigQueryInsertJobOperator.template_fields_renderers, "estimate_sql": "sql"}
 
-    def __init__(self, *, target: Target, estimate_sql: str | None = None, replace_prefix: str | None = None,
-                 **kwargs) -> None:
+    def __init__(self, *, target: Target, estimate_sql: str | None = None, publish_to: str | None = None,
+                 load_from: list[str] | None = None, **kwargs) -> None:
         kwargs.setdefault("project_id", template("project"))
         super().__init__(location=gcp.BIGQUERY_LOCATION, deferrable=True, **kwargs)
         self.target = target
         self.estimate_sql = estimate_sql
-        self.replace_prefix = replace_prefix
+        self.publish_to = publish_to
+        self.load_from = load_from
 
     def execute(self, context):
         if self.estimate_sql:
             self._refuse_if_unpruned_or_over_cap()
-        if self.replace_prefix:
-            self._remove_objects_under(self.replace_prefix)
+        if self.publish_to:
+            version = versioned.new_version_id()
+            context["ti"].xcom_push(key="version", value=version)  # for the deferred completion
+            self.configuration = gcp_requests.with_version(self.configuration, version)
+        if self.load_from:
+            sources = gcp_requests.load_sources(versioned.GcsFS(), list(self.load_from))
+            self.configuration = {**self.configuration, "load": {**self.configuration["load"], "sourceUris": sources}}
         try:
             job_id = super().execute(context)  # defers (TaskDeferred) while the job runs
         except Exception:
             self._record_cost(context, self.job_id)
             raise
         self._record_cost(context, job_id)
+        self._publish(context)
         return job_id
 
     def execute_complete(self, context, event):
         try:
-            return super().execute_complete(context, event)
+            result = super().execute_complete(context, event)
         finally:
             self._record_cost(context, (event or {}).get("job_id"))
+        self._publish(context)
+        return result
+
+    def _publish(self, context) -> None:
+        """The export succeeded: the day's pointer names its version."""
+        if not self.publish_to:
+            return
+        version = context["ti"].xcom_pull(task_ids=self.task_id, key="version")
+        pointer = gcp_requests.publish_export(versioned.GcsFS(), self.publish_to, version)
+        self.log.info("published %s: version %s, %d file(s)", self.publish_to, version, len(pointer["files"]))
 
     def _refuse_if_unpruned_or_over_cap(self) -> None:
         from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
@@ -120,17 +141,6 @@ class CostRecordingBigQueryJobOperator(_GcpSettingsInTemplates, BigQueryInsertJo
             gcp_requests.check_bytes_cap(estimate, cap, self.task_id)
         except gcp_requests.BytesCapExceeded as exc:
             raise AirflowFailException(str(exc)) from exc
-
-    def _remove_objects_under(self, folder_uri: str) -> None:
-        from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
-        bucket, prefix = gcp.split_gcs_uri(folder_uri.rstrip("/") + "/")
-        hook = GCSHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
-        names = hook.list(bucket, prefix=prefix)
-        for name in names:
-            hook.delete(bucket, name)
-        if names:
-            self.log.info("removed %d object(s) of an earlier run under %s", len(names), folder_uri)
 
     def _record_cost(self, context, job_id: str | None) -> None:
         if not job_id:

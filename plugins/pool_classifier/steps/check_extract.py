@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from pathlib import Path
 
 from pool_classifier import datasets
+from pool_classifier.io import atomic
 from pool_classifier.steps import quality_gate as gate
 from pool_classifier.targets import Target
 
@@ -82,7 +82,7 @@ def _measure(target: Target, ds: str, settings: gate.GateSettings) -> dict:
         m["bad_input_values"] = ask("bad_input_values", max_money=gate.MAX_MONEY_SATOSHI).fetchone()
         m["previous_last"] = None
         previous_dir = datasets.extract_dir(target, "blocks", datasets.day_before(ds))
-        if Path(previous_dir).is_dir() and any(Path(previous_dir).glob("*.parquet")):
+        if atomic.exists(previous_dir):
             m["previous_last"] = ask("last_block", source=gate.parquet(previous_dir)).fetchone()[0]
     finally:
         con.close()

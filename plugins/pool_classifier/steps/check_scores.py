@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 from pool_classifier import datasets
+from pool_classifier.io import atomic
 from pool_classifier.steps.quality_gate import SETTINGS, Check, GateSettings, connect, finish, gate_main, parquet, query
 from pool_classifier.targets import Target
 
@@ -46,7 +46,7 @@ def check_scores(target: Target, ds: str, settings: GateSettings = SETTINGS) -> 
         previous = None
         day_before = datasets.day_before(ds)
         previous_dir = datasets.predictions_dir(target, day_before)
-        if Path(previous_dir).is_dir() and any(Path(previous_dir).glob("*.parquet")):
+        if atomic.exists(previous_dir):
             prev_scores = parquet(previous_dir)
             prev_rows, prev_predicted = query(con, "scores", "predicted", scores=prev_scores).fetchone()
             previous = {

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pool_classifier import datasets
 from pool_classifier.datasets import SCHEMA_DIR
+from pool_classifier.io import atomic
 from pool_classifier.targets import Target, current_target
 
 TABLES = datasets.PUBLISHED_TABLES
@@ -59,7 +60,7 @@ def publish_day(target: Target, ds: str) -> dict:
         for table in TABLES:
             columns = _columns(table)
             source = source_dir(target, table, ds)
-            if not Path(source).is_dir():
+            if not atomic.exists(source):
                 raise FileNotFoundError(f"publish {table} {ds}: {source} does not exist; run the step that writes it.")
             names = ", ".join(name for name, _ in columns)
             casts = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in columns)
@@ -68,8 +69,8 @@ def publish_day(target: Target, ds: str) -> dict:
             try:
                 con.execute(f"DELETE FROM {table} WHERE {_day_filter(table)}", [ds])
                 con.execute(
-                    f"INSERT INTO {table} ({names}) SELECT {casts} FROM read_parquet(?) ORDER BY ALL",
-                    [f"{source}/*.parquet"],
+                    f"INSERT INTO {table} ({names}) SELECT {casts} FROM read_parquet(?, hive_partitioning = false) ORDER BY ALL",
+                    [atomic.data_files(source)],
                 )
                 con.execute("COMMIT")
             except Exception:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pool_classifier import datasets
 from pool_classifier.errors import DataError
-from pool_classifier.io import sql
+from pool_classifier.io import atomic, sql
 from pool_classifier.io.atomic import write_text_atomically
 from pool_classifier.targets import Target, current_target
 
@@ -111,9 +111,9 @@ def read_figures(target: Target, gate: str, ds: str) -> dict:
 
 def parquet(folder: str) -> str:
     """A DuckDB source for every Parquet file of a day's folder; fails naming the folder."""
-    if not Path(folder).is_dir() or not any(Path(folder).glob("*.parquet")):
+    if not atomic.exists(folder):
         raise QualityGateError(f"no Parquet files in {folder}: the step before the gate wrote nothing")
-    return f"read_parquet('{folder}/*.parquet')"
+    return atomic.duckdb_source(folder)
 
 
 def connect():

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from pool_classifier import datasets
-from pool_classifier.io import spark_runner
+from pool_classifier.io import atomic, spark_runner
 from pool_classifier.model import registry
 from pool_classifier.model.drift import DriftConfig, DriftError, FeatureDataError
 from pool_classifier.model.registry import ModelMismatchError, ModelNotFoundError
@@ -50,12 +50,11 @@ def score_in_process(target: Target, ds: str, model_version: str | None = None):
 
     The reference the Spark job is tested against, and the benchmark's baseline.
     """
-    import pandas as pd
 
     version = registry.load_version(target, model_version or registry.champion_version(target, ds))
-    features = pd.read_parquet(datasets.features_dir(target, "address_features", ds))
+    features = atomic.read_frame(datasets.features_dir(target, "address_features", ds))
     check_features(version.metadata, features.columns, ds)
-    labels = pd.read_parquet(datasets.features_dir(target, "address_labels", ds), columns=["address"])
+    labels = atomic.read_frame(datasets.features_dir(target, "address_labels", ds), columns=["address"])
     features = features.sort_values("address", kind="stable").reset_index(drop=True)
     features["known_pool"] = features["address"].isin(set(labels["address"]))
     return score_batch(version, features[["address", *model_inputs(version.metadata), "known_pool"]], ds)
@@ -68,8 +67,16 @@ def job_args(where: datasets.HasBucket, ds: str, model_version: str | None = Non
     return args + (["--model-version", model_version] if model_version else [])
 
 
+def drift_file(target: Target, ds: str, name: str = DRIFT_FILE) -> str:
+    """A file of the day's drift check, in the version in force."""
+    files = atomic.data_files(datasets.drift_dir(target, ds), suffix=f"/{name}")
+    if not files:
+        raise FileNotFoundError(f"no drift check in force at {datasets.drift_dir(target, ds)}: run score_addresses for {ds}")
+    return files[0]
+
+
 def read_drift(target: Target, ds: str) -> dict:
-    return json.loads((Path(datasets.drift_dir(target, ds)) / DRIFT_FILE).read_text())
+    return json.loads(Path(drift_file(target, ds)).read_text())
 
 
 def score_addresses(target: Target, ds: str, model_version: str | None = None) -> dict:
@@ -82,8 +89,8 @@ def score_addresses(target: Target, ds: str, model_version: str | None = None) -
         spark_runner.reraise_job_error(exc, JOB_ERRORS)
     drift = read_drift(target, ds)
     out = datasets.predictions_dir(target, ds)
-    predictions = ds_.dataset(out, format="parquet")
-    profiles = ds_.dataset(datasets.profiles_dir(target, ds), format="parquet")
+    predictions = ds_.dataset(atomic.files_or_fail(out), format="parquet", partitioning=None)
+    profiles = ds_.dataset(atomic.files_or_fail(datasets.profiles_dir(target, ds)), format="parquet", partitioning=None)
     summary = {
         "path": out,
         "rows": predictions.count_rows(),
@@ -96,7 +103,7 @@ def score_addresses(target: Target, ds: str, model_version: str | None = None) -
             "warn": drift["warn"],
             "fail": drift["fail"],
             "largest": max(drift["psi"].items(), key=lambda kv: kv[1], default=None),
-            "report": f"{datasets.drift_dir(target, ds)}/{DRIFT_REPORT_FILE}",
+            "report": drift_file(target, ds, DRIFT_REPORT_FILE),
         },
     }
     if drift["warn"]:

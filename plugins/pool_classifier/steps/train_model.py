@@ -20,6 +20,7 @@ import sys
 import time
 
 from pool_classifier import datasets
+from pool_classifier.io import atomic
 from pool_classifier.model import registry
 from pool_classifier.model.training import (
     TrainConfig,
@@ -39,11 +40,9 @@ log = logging.getLogger(__name__)
 
 def training_set(target: Target, ds: str, config: TrainConfig = TrainConfig()):
     """The day's training rows sorted by address; negatives thinned if the config says so."""
-    import pandas as pd
-
     folder = datasets.features_dir(target, "training_features", ds)
     try:
-        rows = pd.read_parquet(folder)
+        rows = atomic.read_frame(folder)
     except FileNotFoundError as exc:
         raise TrainingDataError(f"no training set at {folder}: run build_features for {ds} first.") from exc
     return prepare_rows(rows, folder, ds, config)

@@ -24,16 +24,53 @@ def extract_select(table: str) -> str:
     return sql_file(f"extract_{table}").read_text()
 
 
-def export_statement(select_sql: str, export_dir: str) -> str:
-    """`EXPORT DATA` of the SELECT to `<export_dir>/*.parquet`, replacing files of the same name.
+# Where an export writes: a new version folder of the day (`v=<id>`), the id filled in when
+# the job is submitted (orchestration/gcp_operators.py); the pointer is written after the job.
+VERSION_MARK = "__version__"
 
-    The files of an earlier run that this one does not rewrite are removed before the job
-    (`orchestration/gcp_operators.py`), so the folder is exactly this run's output.
+
+def export_uri(location: str, version: str = VERSION_MARK) -> str:
+    """The `EXPORT DATA` destination of one version of a day's dataset."""
+    return f"{location}/v={version}/*.parquet"
+
+
+def export_statement(select_sql: str, location: str) -> str:
+    """`EXPORT DATA` of the SELECT into a new version folder of `location` (see VERSION_MARK).
+
+    Nothing of the day in force is touched: the version is switched to only once the job has
+    succeeded, by writing the day's pointer (io/versioned.py); readers never see a half export.
     """
     return (
-        f"EXPORT DATA OPTIONS (uri = '{export_dir}/*.parquet', format = 'PARQUET', overwrite = true) AS\n"
+        f"EXPORT DATA OPTIONS (uri = '{export_uri(location)}', format = 'PARQUET', overwrite = true) AS\n"
         f"{select_sql.strip()}\n"
     )
+
+
+def with_version(configuration: dict, version: str) -> dict:
+    """The export job's configuration with its version folder's id filled in."""
+    query = dict(configuration["query"], query=configuration["query"]["query"].replace(VERSION_MARK, version))
+    return {**configuration, "query": query}
+
+
+def publish_export(fs, location: str, version: str, meta: dict | None = None) -> dict:
+    """After a successful export into `v=<version>`: the day's pointer names it (the switch),
+    older versions are removed. Returns the pointer."""
+    from pool_classifier.io import versioned
+
+    return versioned.switch(fs, location, [f"{versioned.VERSION_PREFIX}{version}"], meta)
+
+
+def load_sources(fs, locations: list[str]) -> list[str]:
+    """The files in force of the days a load job reads (its sourceUris); a day with none is an error."""
+    from pool_classifier.io import versioned
+
+    uris = []
+    for location in locations:
+        files = versioned.data_files(fs, location)
+        if not files:
+            raise FileNotFoundError(f"nothing in force at {location}: the step that writes it has not run for the day")
+        uris += files
+    return uris
 
 
 def labels(step: str, ds: str) -> dict[str, str]:
