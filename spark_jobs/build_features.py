@@ -27,8 +27,8 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pool_classifier import datasets
-from pool_classifier.errors import DATA_ERROR_EXIT_CODE, StateOrderError
-from pool_classifier.io import spark_io
+from pool_classifier.errors import DATA_ERROR_EXIT_CODE, DataError, StateOrderError
+from pool_classifier.io import spark_io, versioned
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 from pool_classifier.steps.build_features import SETTINGS
 
@@ -39,25 +39,28 @@ SATOSHI_SUM = "decimal(38,0)"
 # ---------------------------------------------------------------- features
 #
 # Features come from mergeable per-address partials, kept as a daily state: each day's
-# flows are aggregated into partials (counts, exact sums and sums of squares, month sets,
-# first/last block times and sums of gaps between distinct times) and merged into the
-# state of the day before. Features are a pure function of the state.
+# flows are aggregated into partials (counts, exact sums and sums of squares, the months as
+# bits, first/last block times and the sum of squared gaps between distinct times) and
+# merged into the state of the day before. Features are a pure function of the state.
 
 SIDE_PREFIX = {"output": "out", "input": "in"}
+# Months are kept as bits of MONTH_WORDS 64-bit words, month 0 = January 2009 (the genesis
+# month): their union is an OR, their count a bit count. 320 months: to December 2035.
+FIRST_YEAR, MONTH_WORDS = 2009, 5
+MONTH_BITS = [f"months_{w}" for w in range(MONTH_WORDS)]
 # The partial columns of one side, with their Spark types.
 PARTIALS = {
     "n": "long",                 # flows (outputs received / inputs spent)
-    "value_sum": SATOSHI_SUM,    # Σ value, exact
+    "value_sum": "long",         # Σ value, exact (int64: far above the money supply)
     "value_sumsq": SATOSHI_SUM,  # Σ value², exact (int64 would overflow)
     "tx": "long",                # distinct transactions (a transaction lies in one day)
     "month_min": "date",
     "month_max": "date",
-    "months": "array<date>",     # distinct months, sorted
+    **{name: "long" for name in MONTH_BITS},  # the distinct months, as bits
     "first_time": "long",        # Unix seconds of the first distinct block time
     "last_time": "long",
     "times": "long",             # distinct block times
-    "gap_sum": SATOSHI_SUM,      # Σ gaps between consecutive distinct times (s)
-    "gap_sumsq": SATOSHI_SUM,    # Σ gaps²
+    "gap_sumsq": "long",         # Σ gaps² between consecutive distinct times (Σ gaps = last − first)
 }
 
 
@@ -85,72 +88,64 @@ def count_unaddressed(outputs: DataFrame, inputs: DataFrame) -> int:
     return missing(outputs).count() + missing(inputs).count()
 
 
-def day_partials(flows: DataFrame) -> DataFrame:
+def month_index() -> F.Column:
+    """The flow's month as its index from January 2009; a month out of the bits' range stops the
+    job (the state would lose it) saying what to change."""
+    month = F.col("block_timestamp_month")
+    index = (F.year(month) - FIRST_YEAR) * 12 + F.month(month) - 1
+    return F.when((index < 0) | (index >= 64 * MONTH_WORDS), F.raise_error(F.concat(
+        F.lit("a flow of month "), month.cast("string"), F.lit(f" is outside the state's {MONTH_WORDS} month words "
+                                                               f"(from {FIRST_YEAR}-01): raise MONTH_WORDS"),
+    ))).otherwise(index)
+
+
+def _month_bit(word: int) -> F.Column:
+    """1 << (the month's index − 64·word) when the month falls in that word, else 0."""
+    index = F.col("_month")
+    inside = (index >= word * 64) & (index < (word + 1) * 64)
+    # shiftleft with a column amount: only through SQL in this pyspark.
+    return F.when(inside, F.expr(f"shiftleft(CAST(1 AS BIGINT), CAST(_month - {word * 64} AS INT))"))
+
+
+def day_partials(flows: DataFrame, parts: int | None = None) -> DataFrame:
     """Both sides' partials per address over the given flows (a day, or any window).
 
-    A side's columns are null where the address has no flow on it. One shuffle: the flows
-    are hash-partitioned by address once, then folded per (address, side, transaction) —
-    one block time and one month each — and per address, with no exchange in between
-    (partitioning by address satisfies both groupings). Each side's distinct block times
-    are kept as a sorted array: their gaps telescope (Σ gaps = last − first) and their
-    squares are summed over the array. Value sums are exact: int64 per transaction, the
-    squares in DECIMAL(38,0).
+    A side's columns are null where the address has no flow on it. One shuffle and one sort:
+    the flows are hash-partitioned by address (into `parts` partitions, or the session's
+    default), sorted within them by (address, side, block time, transaction), so that each
+    row knows from the one before it whether it starts a new transaction or a new distinct
+    block time (and the gap since the last one). Then one aggregation per (address, side),
+    and the two sides side by side. Exact: value sums in int64, their squares in DECIMAL(38,0),
+    gaps and their squares in int64 (Σ gap² ≤ (last − first)²).
     """
     value = F.col("value")
-    per_tx = (
-        flows.repartition("address")
-        .groupBy("address", "side", "transaction_hash")
-        .agg(
-            F.count(F.lit(1)).alias("n"),
-            F.sum(value).alias("value_sum"),
-            F.sum(value.cast(SATOSHI_SUM) * value.cast(SATOSHI_SUM)).alias("value_sumsq"),
-            F.min("block_timestamp_month").alias("month"),
-            F.min(F.unix_seconds("block_timestamp")).alias("t"),
-        )
+    order = Window.partitionBy("address", "side").orderBy("t", "transaction_hash")
+    previous_t, previous_tx = F.lag("t").over(order), F.lag("transaction_hash").over(order)
+    shuffled = flows.repartition("address") if parts is None else flows.repartition(parts, "address")
+    rows = (
+        shuffled.withColumn("t", F.unix_seconds("block_timestamp")).withColumn("_month", month_index())
+        .withColumn("_new_tx", (previous_tx.isNull() | (previous_tx != F.col("transaction_hash"))).cast("long"))
+        .withColumn("_new_t", (previous_t.isNull() | (previous_t != F.col("t"))).cast("long"))
+        .withColumn("_gap", F.when(previous_t.isNotNull() & (previous_t != F.col("t")), F.col("t") - previous_t))
     )
-    folded = []
+    per_side = rows.groupBy("address", "side").agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum(value).alias("value_sum"),
+        F.sum(value.cast(SATOSHI_SUM) * value.cast(SATOSHI_SUM)).cast(SATOSHI_SUM).alias("value_sumsq"),
+        F.sum("_new_tx").alias("tx"),
+        F.min("block_timestamp_month").alias("month_min"),
+        F.max("block_timestamp_month").alias("month_max"),
+        *[F.coalesce(F.bit_or(_month_bit(w)), F.lit(0).cast("long")).alias(name) for w, name in enumerate(MONTH_BITS)],
+        F.min("t").alias("first_time"),
+        F.max("t").alias("last_time"),
+        F.sum("_new_t").alias("times"),
+        F.coalesce(F.sum(F.col("_gap") * F.col("_gap")), F.lit(0).cast("long")).alias("gap_sumsq"),
+    )
+    sides = []
     for side, p in SIDE_PREFIX.items():
-        def on_side(column: F.Column) -> F.Column:
-            return F.when(F.col("side") == side, column)
+        sides += [F.max(F.when(F.col("side") == side, F.col(name))).alias(f"{p}_{name}") for name in PARTIALS]
+    return per_side.groupBy("address").agg(*sides)
 
-        folded += [
-            F.sum(on_side(F.col("n"))).alias(f"{p}_n"),
-            F.sum(on_side(F.col("value_sum"))).cast(SATOSHI_SUM).alias(f"{p}_value_sum"),
-            F.sum(on_side(F.col("value_sumsq"))).cast(SATOSHI_SUM).alias(f"{p}_value_sumsq"),
-            F.count(on_side(F.lit(1))).alias(f"{p}_tx"),
-            F.array_sort(F.collect_set(on_side(F.col("month")))).alias(f"{p}_month_set"),
-            F.array_sort(F.collect_set(on_side(F.col("t")))).alias(f"{p}_time_set"),
-        ]
-    per_address = per_tx.groupBy("address").agg(*folded)
-
-    columns = [F.col("address")]
-    for p in SIDE_PREFIX.values():
-        months, times = F.col(f"{p}_month_set"), F.col(f"{p}_time_set")
-
-        def if_present(column: F.Column) -> F.Column:
-            return F.when(F.col(f"{p}_n").isNotNull(), column)
-
-        gap = f"CAST({p}_time_set[i] - {p}_time_set[i - 1] AS {SATOSHI_SUM})"
-        gap_sumsq = F.expr(
-            f"aggregate(sequence(1, size({p}_time_set) - 1), CAST(0 AS {SATOSHI_SUM}), "
-            f"(acc, i) -> CAST(acc + {gap} * {gap} AS {SATOSHI_SUM}))"
-        )
-        columns += [
-            F.col(f"{p}_n"),
-            F.col(f"{p}_value_sum"),
-            F.col(f"{p}_value_sumsq"),
-            if_present(F.col(f"{p}_tx")).alias(f"{p}_tx"),
-            if_present(F.array_min(months)).alias(f"{p}_month_min"),
-            if_present(F.array_max(months)).alias(f"{p}_month_max"),
-            if_present(months).alias(f"{p}_months"),
-            if_present(F.array_min(times)).alias(f"{p}_first_time"),
-            if_present(F.array_max(times)).alias(f"{p}_last_time"),
-            if_present(F.size(times).cast("long")).alias(f"{p}_times"),
-            if_present((F.array_max(times) - F.array_min(times)).cast(SATOSHI_SUM)).alias(f"{p}_gap_sum"),
-            if_present(F.when(F.size(times) > 1, gap_sumsq).otherwise(F.lit(0).cast(SATOSHI_SUM)))
-            .alias(f"{p}_gap_sumsq"),
-        ]
-    return per_address.select(*columns)
 
 def empty_state(spark: SparkSession) -> DataFrame:
     schema = ", ".join(["address string"] + [f"{p}_{n} {t}" for p in SIDE_PREFIX.values() for n, t in PARTIALS.items()])
@@ -160,6 +155,11 @@ def empty_state(spark: SparkSession) -> DataFrame:
 def _add(a: F.Column, b: F.Column) -> F.Column:
     """a + b where a missing side counts as nothing; null only when both are missing."""
     return F.when(a.isNull(), b).when(b.isNull(), a).otherwise(a + b)
+
+
+def _or(a: F.Column, b: F.Column) -> F.Column:
+    """a | b where a missing side counts as nothing; null only when both are missing."""
+    return F.when(a.isNull(), b).when(b.isNull(), a).otherwise(a.bitwiseOR(b))
 
 
 def merge_state(state: DataFrame, day: DataFrame) -> DataFrame:
@@ -178,26 +178,21 @@ def merge_state(state: DataFrame, day: DataFrame) -> DataFrame:
         def new(name: str) -> F.Column:
             return F.col(f"d.{p}_{name}")
 
-        bridge = (new("first_time") - old("last_time")).cast(SATOSHI_SUM)
+        bridge = new("first_time") - old("last_time")
         both = old("n").isNotNull() & new("n").isNotNull()
         columns += [
             _add(old("n"), new("n")).alias(f"{p}_n"),
-            _add(old("value_sum"), new("value_sum")).cast(SATOSHI_SUM).alias(f"{p}_value_sum"),
+            _add(old("value_sum"), new("value_sum")).alias(f"{p}_value_sum"),
             _add(old("value_sumsq"), new("value_sumsq")).cast(SATOSHI_SUM).alias(f"{p}_value_sumsq"),
             _add(old("tx"), new("tx")).alias(f"{p}_tx"),
             F.least(old("month_min"), new("month_min")).alias(f"{p}_month_min"),
             F.greatest(old("month_max"), new("month_max")).alias(f"{p}_month_max"),
-            F.when(old("months").isNull(), new("months"))
-            .when(new("months").isNull(), old("months"))
-            .otherwise(F.array_sort(F.array_union(old("months"), new("months"))))
-            .alias(f"{p}_months"),
+            *[_or(old(name), new(name)).alias(f"{p}_{name}") for name in MONTH_BITS],
             F.least(old("first_time"), new("first_time")).alias(f"{p}_first_time"),
             F.greatest(old("last_time"), new("last_time")).alias(f"{p}_last_time"),
             _add(old("times"), new("times")).alias(f"{p}_times"),
-            (_add(old("gap_sum"), new("gap_sum")) + F.when(both, bridge).otherwise(0))
-            .cast(SATOSHI_SUM).alias(f"{p}_gap_sum"),
             (_add(old("gap_sumsq"), new("gap_sumsq")) + F.when(both, bridge * bridge).otherwise(0))
-            .cast(SATOSHI_SUM).alias(f"{p}_gap_sumsq"),
+            .alias(f"{p}_gap_sumsq"),
         ]
     return joined.select(*columns)
 
@@ -210,7 +205,8 @@ def active_on(ds: str) -> F.Column:
 
 def _sample_stddev(n: F.Column, total: F.Column, squares: F.Column) -> F.Column:
     """sqrt((n·Σx² − (Σx)²) / (n(n−1))) with the numerator exact; 0 when n < 2."""
-    numerator = (n.cast(SATOSHI_SUM) * squares - total * total).cast("double")
+    total = total.cast(SATOSHI_SUM)
+    numerator = (n.cast(SATOSHI_SUM) * squares.cast(SATOSHI_SUM) - total * total).cast("double")
     variance = numerator / (n.cast("double") * (n - 1).cast("double"))
     return F.when(n >= 2, F.sqrt(variance)).otherwise(F.lit(0.0))
 
@@ -229,22 +225,23 @@ def features_from_state(state: DataFrame, keep: tuple[str, ...] = ()) -> DataFra
 
         month_min = F.unix_date(c("month_min")).cast("long") * SECONDS_PER_DAY
         month_max = F.unix_date(c("month_max")).cast("long") * SECONDS_PER_DAY
-        months = F.size(c("months"))
+        months = sum((F.bit_count(c(name)) for name in MONTH_BITS[1:]), F.bit_count(c(MONTH_BITS[0])))
         gaps = c("times") - 1
+        gap_sum = c("last_time") - c("first_time")  # the gaps telescope
         derived.update({
             f"{side}_month_min": month_min,
             f"{side}_month_max": month_max,
             f"{side}_active_time": month_max - month_min,
             f"{side}_active_months": months,
             f"total_tx_{side}_count": c("n"),
-            f"total_tx_{side}_value": c("value_sum"),
+            f"total_tx_{side}_value": c("value_sum").cast(SATOSHI_SUM),
             f"mean_tx_{side}_value": _ratio(c("value_sum"), c("n")),
             f"stddev_tx_{side}_value": _sample_stddev(c("n"), c("value_sum"), c("value_sumsq")),
             f"total_{side}_tx": c("tx"),
             f"mean_monthly_{side}_value": _ratio(c("value_sum"), months),
             f"mean_monthly_{side}_count": _ratio(c("n"), months),
-            f"mean_{side}_idle_time": _ratio(c("gap_sum"), gaps),
-            f"stddev_{side}_idle_time": _sample_stddev(gaps, c("gap_sum"), c("gap_sumsq")),
+            f"mean_{side}_idle_time": _ratio(gap_sum, gaps),
+            f"stddev_{side}_idle_time": _sample_stddev(gaps, gap_sum, c("gap_sumsq")),
         })
     derived["io_max_lag"] = derived["output_month_max"] - derived["input_month_max"]
     derived["io_min_lag"] = derived["output_month_min"] - derived["input_month_min"]
@@ -395,25 +392,74 @@ def address_labels(receipts: DataFrame, pools: DataFrame, min_coinbase_outputs: 
     return by_coinbase.unionByName(known)
 
 
-def training_set(state: DataFrame, labels: DataFrame, negatives_per_positive: float, seed: int) -> DataFrame:
-    """Features of the labelled addresses in the state, plus a seeded random sample of the others.
+def sample_draw(seed: int) -> F.Column:
+    """A seeded uniform draw in [0, 1) per address: the same on every run and partitioning."""
+    return F.abs((F.xxhash64("address", F.lit(seed)) % 1_000_000_007).cast("double") / 1_000_000_007)
 
-    The sample keeps an address when a seeded hash of it falls under the sampling rate:
-    random across addresses, the same on every run and on every partitioning. The labels
-    are few (thousands) and broadcast, so the state is scanned twice (the counts, then
-    the sample) and never shuffled; features are computed for the sampled rows only.
-    """
-    labelled = state.join(
+
+def sampling_rate(negatives_per_positive: float, positives: int, others: int) -> float:
+    """The share of the unlabelled addresses sampled: ~`negatives_per_positive` per positive."""
+    return min(1.0, negatives_per_positive * positives / others) if others else 0.0
+
+
+def with_labels(rows: DataFrame, labels: DataFrame) -> DataFrame:
+    """`rows` with the label columns of their address (the labels are few: broadcast)."""
+    return rows.join(
         F.broadcast(labels.select("address", "pool_id", "pool_name", "label_source")), "address", "left"
     ).withColumn("label", F.col("pool_id").isNotNull().cast("int"))
-    # One pass for both counts (label is 0 or 1).
-    counts = labelled.agg(F.count(F.lit(1)).alias("rows"), F.sum("label").alias("positives")).first()
-    positives = int(counts["positives"] or 0)
-    others = int(counts["rows"]) - positives
-    rate = min(1.0, negatives_per_positive * positives / others) if others else 0.0
-    draw = (F.xxhash64("address", F.lit(seed)) % 1_000_000_007).cast("double") / 1_000_000_007
-    sampled = labelled.where((F.col("label") == 1) | (F.abs(draw) < rate))
+
+
+def training_set(candidates: DataFrame, labels: DataFrame, rows: int, negatives_per_positive: float,
+                 seed: int) -> DataFrame:
+    """Features of the labelled addresses of the state, plus a seeded random sample of the others.
+
+    `candidates` are the state's rows (after the day) of every labelled address and of at least
+    every address whose draw falls under the rate (a superset is fine: it is filtered here);
+    `rows` is the number of addresses in the state. The sample keeps an address when its
+    seeded draw falls under the sampling rate: random across addresses, the same on every run
+    and on every partitioning. Features are computed for the sampled rows only.
+    """
+    labelled = with_labels(candidates, labels)
+    positives = int(labelled.agg(F.sum("label")).first()[0] or 0)
+    rate = sampling_rate(negatives_per_positive, positives, rows - positives)
+    sampled = labelled.where((F.col("label") == 1) | (sample_draw(seed) < rate))
     return features_from_state(sampled, keep=("pool_id", "pool_name", "label_source", "label"))
+
+
+# ---------------------------------------------------------------- the state's layers
+#
+# The address state after day d is a base snapshot plus the daily deltas since (each delta: the
+# merged partials of the addresses active that day). The latest layer holding an address has
+# its partials. A day reads the layers once, keeping only the rows it needs (its active
+# addresses, the labelled ones, the sampled ones), and writes only its delta: O(day).
+
+LAYER = "_layer"
+ACTIVE = "_active"
+
+
+def latest_rows(layers: DataFrame, keep: F.Column) -> DataFrame:
+    """Per address kept, its row of the latest layer (the state's partials for it)."""
+    newest = Window.partitionBy("address").orderBy(F.desc(LAYER))
+    return layers.where(keep).withColumn("_rank", F.row_number().over(newest)).where("_rank = 1").drop("_rank")
+
+
+def needed_rows(layers: DataFrame, day_addresses: DataFrame, labels: DataFrame, seed: int,
+                rate_bound: float) -> DataFrame:
+    """The layers' latest rows of the addresses the day needs: its active addresses (to merge),
+    the labelled ones and those whose draw is under `rate_bound` (the training sample's
+    candidates), each flagged `_active`. The day's addresses are broadcast: one scan of the
+    layers, no shuffle of the state."""
+    active = F.broadcast(day_addresses.select("address").withColumn(ACTIVE, F.lit(True)))
+    labelled = F.broadcast(labels.select("address").distinct().withColumn("_labelled", F.lit(True)))
+    flagged = layers.join(active, "address", "left").join(labelled, "address", "left")
+    keep = F.col(ACTIVE).isNotNull() | F.col("_labelled").isNotNull() | (sample_draw(seed) < rate_bound)
+    rows = latest_rows(flagged, keep)
+    return rows.withColumn(ACTIVE, F.coalesce(ACTIVE, F.lit(False))).drop("_labelled", LAYER)
+
+
+def compact(layers: DataFrame) -> DataFrame:
+    """Every address's latest partials: the base snapshot that replaces the layers."""
+    return latest_rows(layers, F.lit(True)).drop(LAYER)
 
 
 # ---------------------------------------------------------------- I/O
@@ -434,44 +480,100 @@ def _day_folders(spark: SparkSession, root: str) -> list[str]:
     return sorted(n[3:] for n in names if n.startswith("dt=") and spark_io.exists(spark, f"{root}/{n}"))
 
 
-def previous_state(spark: SparkSession, where: datasets.HasBucket, table: str, ds: str) -> DataFrame | None:
-    """The state of the day before `ds`; None when `ds` starts the history.
+def check_order(spark: SparkSession, where: datasets.HasBucket, ds: str) -> str | None:
+    """The day before `ds`, whose state `ds` builds on; None when `ds` starts the history.
 
-    Refuses to build on a gap: merging needs every earlier day, in order.
+    Refuses to build on a gap: merging needs every earlier day, in order. A day inside the
+    history whose earlier states retention removed is refused too (not silently restarted).
     """
-    days = [d for d in _day_folders(spark, datasets.state_table_root(where, table)) if d < ds]
-    if not days:
-        return None
+    states = _day_folders(spark, datasets.state_table_root(where, "address_state"))
+    days = [d for d in states if d < ds]
     day_before = (date.fromisoformat(ds) - timedelta(days=1)).isoformat()
+    if not days:
+        start = history_start(spark, where, states[-1]) if states else None
+        if start is not None and start < ds:
+            raise StateOrderError(
+                f"no state for {day_before}: the history starts on {start}, and the states before "
+                f"{states[0]} were removed by retention. Bootstrap the state as of {day_before} "
+                f"(build_features --bootstrap --ds {day_before}), then run the days from {ds} in order."
+            )
+        return None
     if days[-1] != day_before:
         raise StateOrderError(
             f"no state for {day_before} (the latest state before {ds} is {days[-1]}): "
             f"run the days from {(date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat()} "
             f"to {day_before} first, in date order."
         )
-    return spark_io.read_parquet(spark, datasets.state_dir(where, table, day_before))
+    return day_before
+
+
+def history_start(spark: SparkSession, where: datasets.HasBucket, day: str) -> str | None:
+    """The first day of the history the state after `day` was built from (its manifest's)."""
+    location = datasets.state_dir(where, "address_state", day)
+    return versioned.read_pointer(spark_io.hadoop_fs(spark), location)["meta"].get("history_from")
+
+
+def state_layers(spark: SparkSession, where: datasets.HasBucket, day: str) -> tuple[DataFrame, int, dict]:
+    """The address state after `day` as its layers (base, then deltas, each row with its
+    `_layer`), how many layers hold rows, and its manifest's meta (how many addresses, which
+    base, which deltas)."""
+    fs = spark_io.hadoop_fs(spark)
+    location = datasets.state_dir(where, "address_state", day)
+    pointer = versioned.read_pointer(fs, location)
+    folders = versioned.resolve(fs, location, pointer)
+    files = versioned.data_files(fs, location, pointer=pointer)
+    layers, n_layers = None, 0
+    for index, folder in enumerate(folders):
+        mine = [f for f in files if f.startswith(folder.rstrip("/") + "/")]
+        if not mine:
+            continue
+        layer = spark.read.parquet(*mine).withColumn(LAYER, F.lit(index))
+        layers = layer if layers is None else layers.unionByName(layer)
+        n_layers += 1
+    if layers is None:
+        layers = empty_state(spark).withColumn(LAYER, F.lit(0))
+    return layers, n_layers, pointer["meta"]
+
+
+def previous_receipts(spark: SparkSession, where: datasets.HasBucket, day: str | None) -> DataFrame | None:
+    return None if day is None else spark_io.read_parquet(spark, datasets.state_dir(where, "coinbase_receipts", day))
 
 
 def drop_later_states(spark: SparkSession, where: datasets.HasBucket, ds: str) -> list[str]:
-    """States after `ds` were built on the old `ds`: remove them so they get rebuilt in order."""
+    """States after `ds` were built on the old `ds`: remove them (manifests, deltas, bases,
+    receipts) so they get rebuilt in order."""
     dropped = []
     for table in datasets.STATE_TABLES:
         for day in _day_folders(spark, datasets.state_table_root(where, table)):
             if day > ds:
                 spark_io.remove(spark, datasets.state_dir(where, table, day))
                 dropped.append(day)
+    for root, folder in ((f"{datasets.state_table_root(where, 'address_state')}/delta", datasets.state_delta_dir),
+                         (f"{datasets.state_table_root(where, 'address_state')}/base", datasets.state_base_dir)):
+        for day in _day_folders(spark, root):
+            if day > ds:
+                spark_io.remove(spark, folder(where, day))
     return sorted(set(dropped))
 
 
-def write_table(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str], parts: int = 1) -> int:
+def switch_state(spark: SparkSession, where: datasets.HasBucket, ds: str, layers: list[str], meta: dict) -> None:
+    """The manifest of the state after `ds`: the folders in force of its layers, in order."""
+    fs = spark_io.hadoop_fs(spark)
+    location = datasets.state_dir(where, "address_state", ds)
+    # Relative to the manifest: a copy of the bucket keeps its meaning.
+    folders = [versioned.relative_to(location, versioned.resolve(fs, layer)[0]) for layer in layers]
+    versioned.switch(fs, location, folders, meta)
+
+
+def write_table(spark: SparkSession, df: DataFrame, final: str, sort_by: list[str], parts: int | None = 1,
+                meta: dict | None = None, observe: dict | None = None) -> int:
     """Publish `df` as the new version of the day `final` (never a half-written day).
 
     `parts` sorted files (rows hash-partitioned on the first sort column) named
     part-00000.parquet, part-00001.parquet, … in partition order, so a re-run gives the same
     files. Returns the number of rows written.
     """
-    spark_io.write_parquet(spark, df, final, sort_by, parts)
-    return spark_io.read_parquet(spark, final).count()
+    return spark_io.write_parquet(spark, df, final, sort_by, parts, meta, observe)
 
 
 # Rows per file of the address state: it grows with the history, and one file means one
@@ -485,6 +587,76 @@ def state_files(rows: int) -> int:
     return max(1, min(MAX_STATE_FILES, -(-rows // STATE_ROWS_PER_FILE)))
 
 
+# ---------------------------------------------------------------- bootstrap
+
+# A history is large: more files for it than for a day (and as many partitions to write them).
+HISTORY_ROWS_PER_FILE = 2_000_000
+
+
+class HistoryError(DataError, ValueError):
+    """The history to bootstrap from is missing or has a gap."""
+
+
+def history_days(spark: SparkSession, where: datasets.HasBucket, first: str | None, until: str) -> list[str]:
+    """The extracted days from `first` (default: the first one) to `until`, refusing a gap."""
+    import datetime as dt
+
+    days = [d for d in _day_folders(spark, datasets.extract_root(where, "blocks")) if d <= until
+            and (first is None or d >= first)]
+    if not days or days[-1] != until:
+        raise HistoryError(f"no extract of {until} under {datasets.extract_root(where, 'blocks')}: extract the "
+                           "history up to the day first (extract_day for each day, or the history export)")
+    expected = [(dt.date.fromisoformat(days[0]) + dt.timedelta(days=i)).isoformat()
+                for i in range((dt.date.fromisoformat(until) - dt.date.fromisoformat(days[0])).days + 1)]
+    missing = sorted(set(expected) - set(days))
+    if missing:
+        raise HistoryError(f"the history from {days[0]} to {until} lacks the extracts of {', '.join(missing[:10])}"
+                           f"{' …' if len(missing) > 10 else ''}: extract those days first")
+    return days
+
+
+def read_history(spark: SparkSession, where: datasets.HasBucket, table: str, days: list[str],
+                 history: str | None) -> DataFrame:
+    if history:
+        return spark_io.read_parquet(spark, f"{history.rstrip('/')}/{table}")
+    files = [f for day in days for f in spark_io.data_files(spark, datasets.extract_dir(where, table, day))]
+    return spark.read.parquet(*files)
+
+
+def bootstrap(spark: SparkSession, args: argparse.Namespace) -> str:
+    """The state as of `--ds` from the whole history up to it, in one batch (`--bootstrap`).
+
+    Every extract-shaped day from `--from` (default: the first extracted day) to `--ds` (or one
+    history export per table, `--history`), aggregated at once into the state's partials
+    (`day_partials` is exact over any window: the same integers a day-by-day merge gives) and
+    the coinbases into the receipts: a base snapshot, its manifest, the receipts of `--ds`. The
+    daily runs then continue from the day after as if they had built the history themselves.
+    """
+    where, until = datasets.Bucket(args.bucket.rstrip("/")), args.ds
+    days = [] if args.history else history_days(spark, where, args.first, until)
+    tables = {t: read_history(spark, where, t, days, args.history) for t in datasets.EXTRACT_TABLES}
+    pools = spark.read.schema(POOLS_SCHEMA).option("multiLine", True).json(args.pools)
+    outputs, inputs = tables["outputs"], tables["inputs"]
+    parts = max(1, min(MAX_STATE_FILES, -(-(outputs.count() + inputs.count()) // HISTORY_ROWS_PER_FILE)))
+    drop_later_states(spark, where, until)
+    with spark_io.job_settings(spark, {"spark.sql.shuffle.partitions": str(parts),
+                                       "spark.sql.adaptive.coalescePartitions.enabled": "false"}):
+        with spark_io.phase(spark, "bootstrap_state: the receipts of the history's coinbases"):
+            coinbase_outputs = outputs.where("is_coinbase").select("block_number", "address")
+            block_pools = attribute_blocks(tables["blocks"], coinbase_outputs, pools)
+            write_table(spark, coinbase_receipts(block_pools, coinbase_outputs),
+                        datasets.state_dir(where, "coinbase_receipts", until), ["address", "pool_id"])
+        with spark_io.phase(spark, "bootstrap_state: every address's partials, one base snapshot"):
+            base = day_partials(ordinary_flows(outputs, inputs), parts)
+            addresses = write_table(spark, base, datasets.state_base_dir(where, until), ["address"], None)
+    meta = {"addresses": addresses, "base": until, "deltas": [], "delta_rows": 0,
+            "history_from": days[0] if days else args.first,
+            "bootstrapped": {"from": days[0] if days else args.first, "until": until}}
+    switch_state(spark, where, until, [datasets.state_base_dir(where, until)], meta)
+    return (f"bootstrap_state {until}: {addresses} addresses from "
+            f"{f'{len(days)} days ({days[0]} … {until})' if days else args.history}")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Build per-address features and pool labels for a day.")
     parser.add_argument("--ds", required=True, help="logical date YYYY-MM-DD (UTC)")
@@ -493,63 +665,161 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--min-coinbase-outputs", type=int, default=SETTINGS.min_coinbase_outputs)
     parser.add_argument("--negatives-per-positive", type=float, default=SETTINGS.negatives_per_positive)
     parser.add_argument("--seed", type=int, default=SETTINGS.seed)
+    parser.add_argument("--compact-every-days", type=int, default=SETTINGS.compact_every_days)
+    parser.add_argument("--bootstrap", action="store_true",
+                        help="build the state as of --ds from the whole history up to it (see `bootstrap`)")
+    parser.add_argument("--from", dest="first", help="with --bootstrap: the history's first day (default: the first)")
+    parser.add_argument("--history", help="with --bootstrap: a history export (<folder>/{blocks,outputs,inputs})")
     return parser.parse_args(argv)
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> str:
-    """Build the day: state, labels, features of the active addresses, training set."""
+    """Build the day: the state's delta (and its compaction when due), labels, the features of
+    the active addresses, the training set. With `--bootstrap`: the state as of the day from
+    the whole history (`bootstrap`)."""
+    if args.bootstrap:
+        return bootstrap(spark, args)
     where, ds = datasets.Bucket(args.bucket.rstrip("/")), args.ds
-    previous = previous_state(spark, where, "address_state", ds)
-    previous_receipts = previous_state(spark, where, "coinbase_receipts", ds)
-    dropped = drop_later_states(spark, where, ds)
-    if dropped:
-        print(f"build_features {ds}: removed the states of {', '.join(dropped)}, built on the "
-              f"old {ds}; re-run those days in order.")
+    with spark_io.phase(spark, "build_features: the state's order, the inputs"):
+        day_before = check_order(spark, where, ds)
+        dropped = drop_later_states(spark, where, ds)
+        if dropped:
+            print(f"build_features {ds}: removed the states of {', '.join(dropped)}, built on the "
+                  f"old {ds}; re-run those days in order.")
+        outputs = read_extract(spark, where, "outputs", ds)
+        inputs = read_extract(spark, where, "inputs", ds)
+        blocks = read_extract(spark, where, "blocks", ds)
+        pools = spark.read.schema(POOLS_SCHEMA).option("multiLine", True).json(args.pools)
 
-    outputs = read_extract(spark, where, "outputs", ds)
-    inputs = read_extract(spark, where, "inputs", ds)
-    blocks = read_extract(spark, where, "blocks", ds)
-    pools = spark.read.option("multiLine", True).json(args.pools)
+    with spark_io.phase(spark, "build_features: labels (blocks, receipts)"):
+        labels, counts = label_the_day(spark, where, ds, day_before, outputs, blocks, pools, args)
+    # The day's size sets how many files (and partitions) its outputs have; Parquet counts
+    # read only the footers. Every shuffle on the address then has that many partitions, so
+    # the day's partials, their merge with the state and the delta's write share one.
+    parts = state_files(outputs.count() + inputs.count())
+    # Fixed partitions: files are the same on every run (no coalescing by runtime sizes).
+    with spark_io.job_settings(spark, {"spark.sql.shuffle.partitions": str(parts),
+                                       "spark.sql.adaptive.coalescePartitions.enabled": "false"}):
+        return _build(spark, args, where, ds, day_before, outputs, inputs, labels, counts, parts)
 
-    # Parquet counts read only the footers: they size the state's files without computing.
-    day_flows = outputs.count() + inputs.count()
-    rows_at_most = day_flows + (previous.count() if previous is not None else 0)
-    day = day_partials(ordinary_flows(outputs, inputs))
-    state = merge_state(previous if previous is not None else empty_state(spark), day)
-    n_state = write_table(
-        spark, state, datasets.state_dir(where, "address_state", ds), ["address"], state_files(rows_at_most)
-    )
-    state = spark_io.read_parquet(spark, datasets.state_dir(where, "address_state", ds))
 
-    coinbase_outputs = outputs.where("is_coinbase").select("block_number", "address")
-    block_pools = attribute_blocks(blocks, coinbase_outputs, pools).cache()
-    receipts = coinbase_receipts(block_pools, coinbase_outputs)
-    if previous_receipts is not None:
-        receipts = merge_receipts(previous_receipts, receipts)
-    write_table(spark, receipts, datasets.state_dir(where, "coinbase_receipts", ds), ["address", "pool_id"])
-    receipts = spark_io.read_parquet(spark, datasets.state_dir(where, "coinbase_receipts", ds))
-    labels = address_labels(receipts, pools, args.min_coinbase_outputs)
-
-    # Only the addresses active today changed: only they are rescored. Every earlier time
-    # in the state is before the day, so the active ones are those last seen on the day
-    # (a filter on the state just written: no join).
-    active = features_from_state(state.where(active_on(ds)))
-    training = training_set(state, labels, args.negatives_per_positive, args.seed)
-
-    n_active = write_table(
-        spark, active, datasets.features_dir(where, "address_features", ds), ["address"], state_files(day_flows)
-    )
-    n_blocks = write_table(spark, block_pools, datasets.features_dir(where, "block_pools", ds), ["block_number"])
-    n_attributed = block_pools.where("pool_id IS NOT NULL").count()
-    n_labels = write_table(spark, labels, datasets.features_dir(where, "address_labels", ds), ["address"])
-    n_training = write_table(spark, training, datasets.features_dir(where, "training_features", ds), ["address"])
-    unaddressed = count_unaddressed(outputs, inputs)
-    block_pools.unpersist()
+def _build(spark, args, where, ds, day_before, outputs, inputs, labels, counts, parts) -> str:
+    flows = ordinary_flows(outputs, inputs)
+    candidates, meta = merge_the_day(spark, where, ds, day_before, flows, labels, parts, args)
+    with spark_io.phase(spark, "build_features: write features"):
+        # A row-wise function of the delta's sorted files: one features file per delta file.
+        n_active = spark_io.write_per_file(spark, datasets.state_delta_dir(where, ds), features_from_state,
+                                           datasets.features_dir(where, "address_features", ds))
+    with spark_io.phase(spark, "build_features: training set"):
+        training = training_set(candidates, labels, meta["addresses"], args.negatives_per_positive, args.seed)
+        n_training = write_table(spark, training, datasets.features_dir(where, "training_features", ds), ["address"])
+    compacted = ""
+    if len(meta["deltas"]) >= args.compact_every_days:
+        with spark_io.phase(spark, "build_features: compact the state"):
+            compact_state(spark, where, ds, meta)
+        compacted = f"; the state compacted into a base of {meta['addresses']} addresses"
+    with spark_io.phase(spark, "build_features: counts"):
+        unaddressed = count_unaddressed(outputs, inputs)
     return (
-        f"build_features {ds}: {n_active} active addresses featured of {n_state} in the state "
-        f"({unaddressed} flows without an address left out); {n_attributed} of {n_blocks} blocks "
-        f"attributed to a pool; {n_labels} pool addresses labelled; training set {n_training} rows"
+        f"build_features {ds}: {n_active} active addresses featured of {meta['addresses']} in the state "
+        f"({unaddressed} flows without an address left out); {counts['attributed']} of {counts['blocks']} blocks "
+        f"attributed to a pool; {counts['labels']} pool addresses labelled; training set {n_training} rows"
+        f"{compacted}"
     )
+
+
+POOLS_SCHEMA = "id long, name string, addresses array<string>, tags array<string>, link string"
+
+
+def label_the_day(spark, where, ds, day_before, outputs, blocks, pools, args) -> tuple[DataFrame, dict]:
+    """Blocks attributed, coinbase receipts merged into their state, labels: written. Returns
+    the labels (small: cached) and the counts for the log. Everything here is small (the day's
+    blocks and coinbase outputs): cached, not read back."""
+    coinbase_outputs = outputs.where("is_coinbase").select("block_number", "address").cache()
+    block_pools = attribute_blocks(blocks, coinbase_outputs, pools).cache()
+    block_meta: dict = {}
+    n_blocks = write_table(spark, block_pools, datasets.features_dir(where, "block_pools", ds), ["block_number"],
+                           meta=block_meta, observe={"attributed": F.count("pool_id")})
+    receipts = coinbase_receipts(block_pools, coinbase_outputs)
+    previous = previous_receipts(spark, where, day_before)
+    if previous is not None:
+        receipts = merge_receipts(previous, receipts)
+    receipts = receipts.cache()
+    write_table(spark, receipts, datasets.state_dir(where, "coinbase_receipts", ds), ["address", "pool_id"])
+    labels = address_labels(receipts, pools, args.min_coinbase_outputs).cache()
+    n_labels = write_table(spark, labels, datasets.features_dir(where, "address_labels", ds), ["address"])
+    for small in (coinbase_outputs, block_pools, receipts):
+        small.unpersist()
+    return labels, {"blocks": n_blocks, "attributed": block_meta["attributed"], "labels": n_labels}
+
+
+def merge_the_day(spark, where, ds, day_before, flows, labels, parts, args) -> tuple[DataFrame, dict]:
+    """The day merged into the state: its delta written (the merged partials of its active
+    addresses), the manifest switched. Returns the state's rows after the day that the training
+    set may need (the delta, and the layers' rows of the labelled and sampled addresses), and
+    the manifest's meta."""
+    day = day_partials(flows, parts)
+    if day_before is None:  # the history starts here: the day's partials are the state
+        previous, needed, found_active = {"addresses": 0, "base": None, "deltas": [], "history_from": ds}, None, 0
+        delta = day
+    else:
+        layers, _, previous = state_layers(spark, where, day_before)
+        n_labels = labels.count()
+        # Every candidate of the sample is kept: the rate can only be lower than this bound
+        # (the state only grows, and at most every label is a positive).
+        others_at_least = previous["addresses"] - n_labels
+        bound = min(1.0, args.negatives_per_positive * n_labels / others_at_least) if others_at_least > 0 else 1.0
+        with spark_io.phase(spark, "build_features: read the state (the rows the day needs)"):
+            needed = needed_rows(layers, flows.select("address").distinct(), labels, args.seed, bound).cache()
+            found_active = needed.where(ACTIVE).count()
+        delta = merge_state(needed.where(ACTIVE).drop(ACTIVE), day)
+    with spark_io.phase(spark, "build_features: day partials, merged, written as the state's delta"):
+        # Partitioned by address already (the partials' shuffle, which the merge keeps): written as is.
+        n_delta = write_table(spark, delta, datasets.state_delta_dir(where, ds), ["address"], None)
+    meta = {
+        "addresses": previous["addresses"] + n_delta - found_active,
+        "base": previous["base"],
+        "deltas": [*previous["deltas"], ds],
+        "delta_rows": n_delta,
+        "history_from": previous.get("history_from"),
+    }
+    layer_locations = ([datasets.state_base_dir(where, meta["base"])] if meta["base"] else []) + [
+        datasets.state_delta_dir(where, d) for d in meta["deltas"]]
+    switch_state(spark, where, ds, layer_locations, meta)
+    written = spark_io.read_parquet(spark, datasets.state_delta_dir(where, ds))
+    candidates = written if needed is None else written.unionByName(needed.where(~F.col(ACTIVE)).drop(ACTIVE))
+    return candidates, meta
+
+
+def compact_state(spark: SparkSession, where: datasets.HasBucket, ds: str, meta: dict) -> None:
+    """The state after `ds` as one base snapshot (idempotent: the same rows on every run);
+    the manifest of `ds` then names the base alone. Then retention: the states older than the
+    base before this one are removed (`remove_states_before`)."""
+    layers, _, _ = state_layers(spark, where, ds)
+    previous_base = meta["base"]
+    write_table(spark, compact(layers), datasets.state_base_dir(where, ds), ["address"],
+                state_files(meta["addresses"]))
+    meta.update(base=ds, deltas=[])
+    switch_state(spark, where, ds, [datasets.state_base_dir(where, ds)], meta)
+    if previous_base is not None:
+        remove_states_before(spark, where, previous_base)
+
+
+def remove_states_before(spark: SparkSession, where: datasets.HasBucket, base_day: str) -> None:
+    """Keep the states from `base_day` on (its manifest names its base alone): remove the
+    older manifests and receipts, the older bases and the deltas up to `base_day`, which no
+    kept manifest names. Manifests first, so no kept name ever points at a removed folder."""
+    for table in datasets.STATE_TABLES:
+        for day in _day_folders(spark, datasets.state_table_root(where, table)):
+            if day < base_day:
+                spark_io.remove(spark, datasets.state_dir(where, table, day))
+    root = datasets.state_table_root(where, "address_state")
+    for day in _day_folders(spark, f"{root}/delta"):
+        if day <= base_day:
+            spark_io.remove(spark, datasets.state_delta_dir(where, day))
+    for day in _day_folders(spark, f"{root}/base"):
+        if day < base_day:
+            spark_io.remove(spark, datasets.state_base_dir(where, day))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -558,8 +828,8 @@ def main(argv: list[str] | None = None) -> int:
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     try:
         print(run(spark, args))
-    except StateOrderError as exc:
-        print(f"StateOrderError: {exc}", file=sys.stderr)
+    except DataError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return DATA_ERROR_EXIT_CODE
     finally:
         spark.stop()

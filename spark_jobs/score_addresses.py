@@ -47,6 +47,8 @@ ROWS_PER_FILE = 2_000_000
 # Rows per Arrow batch handed to the model (Spark's default 10,000 pays scikit-learn's
 # per-call overhead five times as often).
 ARROW_BATCH_ROWS = 50_000
+# The job's session properties (set for the job, restored after it when the session is shared).
+SESSION_SETTINGS = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BATCH_ROWS)}
 
 
 # ---------------------------------------------------------------- transforms
@@ -227,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     spark = SparkSession.builder.appName(f"score_addresses {args.ds}").getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+    for key, value in SESSION_SETTINGS.items():
+        spark.conf.set(key, value)
     try:
         summary = run(spark, args)
     except JOB_ERRORS as exc:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from pool_classifier import datasets
-from pool_classifier.io import atomic
+from pool_classifier.io import atomic, versioned
 from pool_classifier.model import registry
 from pool_classifier.steps import score_addresses
 from pool_classifier.targets import Target, current_target
@@ -143,7 +143,9 @@ def summarize(target: Target, ds: str) -> dict:
         "transactions": scalar("SELECT count(DISTINCT transaction_hash) FROM {p}", outputs_dir),
         "blocks_attributed": scalar("SELECT count(*) FROM {p} WHERE pool_id IS NOT NULL", block_pools),
         "addresses_featured": scalar("SELECT count(*) FROM {p}", features),
-        "addresses_in_state": scalar("SELECT count(*) FROM {p}", datasets.state_dir(target, "address_state", ds)),
+        # The state's manifest counts its addresses (its layers repeat the addresses active again).
+        "addresses_in_state": versioned.read_pointer(versioned.LocalFS(), datasets.state_dir(
+            target, "address_state", ds))["meta"]["addresses"],
         "pool_addresses_by_pool": dict(labelled),
         "training": training,
         "predictions": scalar("SELECT count(*) FROM {p}", predictions),

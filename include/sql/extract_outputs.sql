@@ -3,6 +3,9 @@
 -- scalars are read. An "address" is the comma-joined `addresses` of one output, so a
 -- bare-multisig output is one address string. Values are integer satoshi: NUMERIC cast
 -- to INT64 is exact (the largest output is far below 2^63).
+-- The days from `first_day` to `ds` (default: `ds` alone, the daily extract; a range is the
+-- bootstrap's history export, steps/bootstrap_state.py).
+{%- set first_day = first_day | default(ds) %}
 SELECT
   t.`hash` AS transaction_hash,
   t.block_number,
@@ -15,5 +18,5 @@ SELECT
   CAST(o.value AS INT64) AS value
 FROM `bigquery-public-data.crypto_bitcoin.transactions` AS t,
   UNNEST(t.outputs) AS o
-WHERE t.block_timestamp_month = DATE_TRUNC(DATE '{{ ds }}', MONTH)
-  AND DATE(t.block_timestamp) = DATE '{{ ds }}'
+WHERE t.block_timestamp_month BETWEEN DATE_TRUNC(DATE '{{ first_day }}', MONTH) AND DATE_TRUNC(DATE '{{ ds }}', MONTH)
+  AND DATE(t.block_timestamp) BETWEEN DATE '{{ first_day }}' AND DATE '{{ ds }}'

@@ -112,6 +112,14 @@ def extracted_days(where: HasBucket, until: str) -> list[str]:
     return sorted(p.name[3:] for p in root.glob("dt=*") if p.name[3:] <= until)
 
 
+def history_dir(where: HasBucket, until: str, table: str | None = None) -> str:
+    """The bootstrap's history export up to `until`: one folder per extract table, the
+    extract's shape over every day of the history (steps/bootstrap_state.py)."""
+    if table is not None and table not in EXTRACT_TABLES:
+        raise ValueError(f"unknown extract table {table!r}; expected one of {EXTRACT_TABLES}")
+    return f"{where.bucket}/history/dt={until}" + (f"/{table}" if table else "")
+
+
 def features_root(where: HasBucket) -> str:
     return f"{where.bucket}/features"
 
@@ -133,8 +141,19 @@ def state_table_root(where: HasBucket, table: str) -> str:
 
 
 def state_dir(where: HasBucket, table: str, ds: str) -> str:
-    """The running state after day `ds` (history up to and including it)."""
+    """The running state after day `ds` (history up to and including it). For the address
+    state it is a manifest: a pointer naming the base snapshot and the daily deltas since."""
     return _table_day(where, "state", STATE_TABLES, table, ds)
+
+
+def state_base_dir(where: HasBucket, ds: str) -> str:
+    """A compacted snapshot of the address state as of `ds` (every address, its latest partials)."""
+    return f"{state_table_root(where, 'address_state')}/base/dt={ds}"
+
+
+def state_delta_dir(where: HasBucket, ds: str) -> str:
+    """The partials after `ds` of the addresses active on `ds` only (what the day changed)."""
+    return f"{state_table_root(where, 'address_state')}/delta/dt={ds}"
 
 
 def models_root(where: HasBucket) -> str:
@@ -292,7 +311,8 @@ def _bucket_datasets() -> dict[str, Dataset]:
         "extracts/blocks": "one UTC day of crypto_bitcoin.blocks",
         "extracts/outputs": "the day's transaction outputs (one row per output)",
         "extracts/inputs": "the day's transaction inputs (one row per input)",
-        "state/address_state": "per-address partials of the whole history up to the day",
+        "state/address_state": "per-address partials of the whole history up to the day: a manifest "
+                               "naming a base snapshot and the daily deltas since (base/, delta/)",
         "state/coinbase_receipts": "coinbase outputs per (address, pool) up to the day",
         "features/address_features": "features of the addresses active on the day",
         "features/block_pools": "each block of the day with the pool that mined it",

@@ -260,7 +260,8 @@ def test_an_export_whose_sql_lost_its_partition_filter_fails_before_any_call(gcp
         gcp_environment(mp)
         task = render(build_gcp_dag(gcp_target).get_task("extract_day.export_inputs"))
     task.estimate_sql = task.estimate_sql.replace(
-        f"t.block_timestamp_month = DATE_TRUNC(DATE '{DS}', MONTH)\n  AND ", "")
+        f"t.block_timestamp_month BETWEEN DATE_TRUNC(DATE '{DS}', MONTH) AND DATE_TRUNC(DATE '{DS}', MONTH)\n  AND ",
+        "")
     with pytest.raises(AirflowFailException, match="export_inputs: not run, .*partition column `block_timestamp_month`"):
         task.execute({})
 

@@ -125,3 +125,91 @@ def test_removing_coinbase_receipts_leaves_training_features_unchanged(spark, ch
         job.address_features(job.ordinary_flows(without, inputs)).where(F.col("address").isin(miners))
     )
     assert with_receipts == without_receipts and len(with_receipts) == len(miners)
+
+
+def state_rows(spark, target, ds):
+    """The state after `ds` as one row per address (its layers resolved), and its manifest."""
+    layers, n_layers, meta = job.state_layers(spark, target, ds)
+    return rows_by_address(job.compact(layers)), n_layers, meta
+
+
+def day_outputs(spark, target, ds):
+    """Every output of the day that a run writes, as rows by address per dataset."""
+    return {
+        name: rows_by_address(spark.read.parquet(*atomic.data_files(datasets.features_dir(target, name, ds))))
+        for name in ("address_features", "training_features", "address_labels")
+    }
+
+
+def test_compaction_changes_no_feature_and_retention_keeps_rerunnable_days(spark, chain_target, tmp_path):
+    for ds in DAYS:
+        run_day(spark, chain_target, ds, compact_every_days=1000)
+    layered, n_layered, meta = state_rows(spark, chain_target, DAYS[2])
+    assert (n_layered, meta["base"], meta["deltas"]) == (3, None, DAYS)  # three deltas, no base
+    uncompacted = day_outputs(spark, chain_target, DAYS[2])
+    assert len(layered) == meta["addresses"] and meta["history_from"] == DAYS[0]
+
+    compacted_target = dataclasses.replace(chain_target, bucket=str(tmp_path / "bucket"))
+    import shutil
+
+    shutil.copytree(Path(chain_target.bucket) / "extracts", tmp_path / "bucket" / "extracts")
+    for ds in DAYS:  # every day compacts: day 3's compaction removes what only day 1 needed
+        message = run_day(spark, compacted_target, ds, compact_every_days=1)
+        assert "the state compacted into a base" in message
+    compacted, n_compacted, meta = state_rows(spark, compacted_target, DAYS[2])
+    assert (n_compacted, meta["base"], meta["deltas"]) == (1, DAYS[2], [])
+    assert compacted == layered
+    assert day_outputs(spark, compacted_target, DAYS[2]) == uncompacted
+
+    # Retention: the states from the base before the last one (day 2) on are kept.
+    def kept(folder, days):
+        return [d for d in days if atomic.exists(folder(compacted_target, d))]
+
+    assert kept(lambda t, d: datasets.state_dir(t, "address_state", d), DAYS) == DAYS[1:]
+    assert kept(lambda t, d: datasets.state_dir(t, "coinbase_receipts", d), DAYS) == DAYS[1:]
+    assert kept(datasets.state_base_dir, DAYS) == DAYS[1:]
+    assert kept(datasets.state_delta_dir, DAYS) == DAYS[2:]
+    # Day 3 can still be re-run (on day 2's base); day 2 cannot, and says to bootstrap.
+    run_day(spark, compacted_target, DAYS[2], compact_every_days=1)
+    assert state_rows(spark, compacted_target, DAYS[2])[0] == layered
+    with pytest.raises(job.StateOrderError, match=rf"the history starts on {DAYS[0]}.*--bootstrap --ds {DAYS[0]}"):
+        run_day(spark, compacted_target, DAYS[1], compact_every_days=1)
+    assert state_rows(spark, compacted_target, DAYS[2])[0] == layered  # the refusal changed nothing
+
+
+def test_bootstrap_then_daily_equals_daily_from_the_start(spark, chain_target, tmp_path):
+    for ds in DAYS:
+        run_day(spark, chain_target, ds)
+    daily_state, _, daily_meta = state_rows(spark, chain_target, DAYS[2])
+    daily = day_outputs(spark, chain_target, DAYS[2])
+
+    boot = dataclasses.replace(chain_target, bucket=str(tmp_path / "bucket"))
+    import shutil
+
+    shutil.copytree(Path(chain_target.bucket) / "extracts", tmp_path / "bucket" / "extracts")
+    argv = build_features.job_args(boot, DAYS[1], str(POOLS_FILE), build_features.SETTINGS)
+    message = job.run(spark, job.parse_args([*argv, "--bootstrap"]))
+    assert message.startswith(f"bootstrap_state {DAYS[1]}: ") and f"2 days ({DAYS[0]} … {DAYS[1]})" in message
+    _, n_layers, meta = state_rows(spark, boot, DAYS[1])
+    assert (n_layers, meta["base"], meta["deltas"]) == (1, DAYS[1], [])
+
+    run_day(spark, boot, DAYS[2])  # the daily run continues from the bootstrapped state
+    boot_state, _, boot_meta = state_rows(spark, boot, DAYS[2])
+    assert len(daily_state) > 1000
+    assert boot_state == daily_state and boot_meta["addresses"] == daily_meta["addresses"]
+    assert day_outputs(spark, boot, DAYS[2]) == daily
+    receipts = [rows_by_address(spark.read.parquet(*atomic.data_files(
+        datasets.state_dir(t, "coinbase_receipts", DAYS[2])))) for t in (chain_target, boot)]
+    assert receipts[0] == receipts[1] and receipts[0]
+
+
+def test_bootstrap_refuses_a_gap_in_the_history(spark, chain_target, tmp_path):
+    import shutil
+
+    gap = dataclasses.replace(chain_target, bucket=str(tmp_path / "bucket"))
+    shutil.copytree(Path(chain_target.bucket) / "extracts", tmp_path / "bucket" / "extracts")
+    shutil.rmtree(datasets.extract_dir(gap, "blocks", DAYS[1]))
+    argv = build_features.job_args(gap, DAYS[2], str(POOLS_FILE), build_features.SETTINGS)
+    with pytest.raises(job.HistoryError, match=rf"from {DAYS[0]} to {DAYS[2]} lacks the extracts of {DAYS[1]}"):
+        job.run(spark, job.parse_args([*argv, "--bootstrap"]))
+    assert not atomic.exists(datasets.state_dir(gap, "address_state", DAYS[2]))

@@ -50,19 +50,20 @@ def test_the_name_check_fails_on_a_name_the_schemas_lack(broken, expected):
     assert len(problems) == 1 and expected in problems[0]
 
 
-PARTITION_FILTER = "t.block_timestamp_month = DATE_TRUNC(DATE '2024-03-01', MONTH)\n  AND "
+MONTHS = "DATE_TRUNC(DATE '2024-02-27', MONTH) AND DATE_TRUNC(DATE '2024-03-01', MONTH)"
+PARTITION_FILTER = f"t.block_timestamp_month BETWEEN {MONTHS}\n  AND "
 
 
 @pytest.mark.parametrize("change", [
     # Only the day: BigQuery would read every month of the table.
     (PARTITION_FILTER, ""),
     # Under an OR, the filter prunes nothing.
-    (PARTITION_FILTER, "t.block_timestamp_month = DATE_TRUNC(DATE '2024-03-01', MONTH)\n  OR "),
+    (PARTITION_FILTER, f"t.block_timestamp_month BETWEEN {MONTHS}\n  OR "),
     # Against a subquery, not a constant.
     ("DATE_TRUNC(DATE '2024-03-01', MONTH)",
      "(SELECT MAX(block_timestamp_month) FROM `bigquery-public-data.crypto_bitcoin.transactions`)"),
     # On an expression of the partition column.
-    ("t.block_timestamp_month = DATE_TRUNC", "DATE(t.block_timestamp_month) = DATE_TRUNC"),
+    ("t.block_timestamp_month BETWEEN", "DATE(t.block_timestamp_month) BETWEEN"),
 ])
 def test_a_scan_without_a_pruning_partition_filter_fails_the_check(change):
     query = rendered("extract_outputs")
@@ -72,7 +73,7 @@ def test_a_scan_without_a_pruning_partition_filter_fails_the_check(change):
 
 
 def test_the_blocks_table_needs_its_own_partition_column():
-    query = rendered("extract_blocks").replace("WHERE timestamp_month =", "WHERE number >")
+    query = rendered("extract_blocks").replace("WHERE timestamp_month BETWEEN", "WHERE number BETWEEN")
     assert "`timestamp_month`" in sql_checks.partition_filter_problems(query)[0]
 
 

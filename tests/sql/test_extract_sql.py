@@ -79,10 +79,10 @@ def input_keys(rows):
     )
 
 
-def query(warehouse: str, table: str, ds: str) -> list[dict]:
+def query(warehouse: str, table: str, ds: str, first_day: str | None = None) -> list[dict]:
     con = extract.connect_warehouse(warehouse)
     try:
-        return con.execute(sql.to_duckdb(extract.render_sql(table, ds))).to_arrow_table().to_pylist()
+        return con.execute(sql.to_duckdb(extract.render_sql(table, ds, first_day))).to_arrow_table().to_pylist()
     finally:
         con.close()
 
@@ -164,6 +164,20 @@ def test_rerun_replaces_the_day_byte_for_byte(real_target):
     # ...and only it and the one it replaced are kept (for readers in flight); no temp folder.
     assert len([p for p in Path(folder).iterdir() if p.name.startswith("v=")]) == 2
     assert not [p for p in Path(folder).parent.iterdir() if p.name.startswith(".")]
+
+
+def test_a_range_extracts_every_day_from_first_day_to_ds(real_warehouse, exports):
+    """The bootstrap's history export: the same SQL over a range of days across months."""
+    blocks, transactions = exports
+    first, last = "2009-01-09", "2009-02-14"
+    days = [d for d in transactions if first <= d <= last]
+    assert len({d[:7] for d in days}) == 2 and len(days) > 3
+    in_range = [t for d in days for t in transactions[d]]
+    assert output_keys(query(real_warehouse, "outputs", last, first)) == expected_outputs(in_range)
+    assert input_keys(query(real_warehouse, "inputs", last, first)) == expected_inputs(in_range)
+    assert sorted(b["block_number"] for b in query(real_warehouse, "blocks", last, first)) == sorted(
+        b["number"] for d in days for b in blocks[d])
+    assert any(d < first for d in transactions) and any(d > last for d in transactions)  # days left out
 
 
 @pytest.mark.parametrize("table", datasets.EXTRACT_TABLES)

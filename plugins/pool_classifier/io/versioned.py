@@ -49,6 +49,7 @@ import datetime as dt
 import json
 import logging
 import os
+import posixpath
 import secrets
 import shutil
 import threading
@@ -110,8 +111,31 @@ def _is_absolute(path: str) -> bool:
     return path.startswith("/") or "://" in path
 
 
+def _split_uri(path: str) -> tuple[str, str]:
+    """("scheme://netloc", "/the/path") of a URI; ("", path) of a plain path."""
+    if "://" in path:
+        scheme, rest = path.split("://", 1)
+        netloc, _, tail = rest.partition("/")
+        return f"{scheme}://{netloc}", "/" + tail
+    return "", path
+
+
 def _absolute(fs: FileSystem, location: str, path: str) -> str:
-    return path if _is_absolute(path) else fs.join(location, path)
+    """`path` as named in a pointer, made absolute: relative ones (`v=<id>`, or `../delta/…` in
+    a manifest) are resolved against the location, `..` collapsed (object stores know no `..`)."""
+    if _is_absolute(path):
+        return path
+    head, tail = _split_uri(fs.join(location, path))
+    return head + posixpath.normpath(tail)
+
+
+def relative_to(location: str | os.PathLike, folder: str | os.PathLike) -> str:
+    """`folder` named relative to `location` (for a manifest that must survive a copy of the
+    bucket): `…/address_state/dt=d` and `…/address_state/delta/dt=e/v=x` → `../delta/dt=e/v=x`."""
+    (head_a, tail_a), (head_b, tail_b) = _split_uri(_loc(location)), _split_uri(_loc(folder))
+    if head_a != head_b:
+        raise ValueError(f"{folder} is not on the same file system as {location}")
+    return posixpath.relpath(tail_b, tail_a)
 
 
 def _pointer_path(fs: FileSystem, location: str) -> str:

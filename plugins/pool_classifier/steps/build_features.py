@@ -2,8 +2,8 @@
 
 The job itself is `spark_jobs/build_features.py`; this module holds its settings (read
 by the job's argparse defaults too), builds its arguments (the same on every target) and
-runs it with local spark-submit. The gcp target submits the same job file and arguments as
-a Dataproc Serverless batch.
+runs it in this process on the local Spark (`io/spark_runner.py`). The gcp target submits the
+same job file and arguments as a Dataproc Serverless batch.
 
     python -m pool_classifier.steps.build_features --ds 2024-03-01
 """
@@ -29,6 +29,12 @@ class FeatureSettings:
     negatives_per_positive: float = 100
     # Seeds the training sample: the same sample on every run.
     seed: int = 42
+    # The state is a base snapshot plus one delta per day since: after this many deltas the
+    # day compacts them into a new base (an O(history) write, once a week instead of daily).
+    compact_every_days: int = 7
+    # Retention: a compaction removes the states older than the base before it (their bases,
+    # deltas, manifests, receipts), so storage stays about two bases plus a week of deltas;
+    # any day after that base can still be re-run. Older days: bootstrap (docs/operations.md).
 
 
 SETTINGS = FeatureSettings()
@@ -46,7 +52,7 @@ def build_features(target: Target, ds: str, **overrides) -> str:
     """Run build_features for `ds` (needs the state of the day before, unless it is the first)."""
     settings = dataclasses.replace(SETTINGS, **overrides)
     args = job_args(target, ds, str(datasets.POOLS_FILE), settings)
-    return spark_runner.run_local(target, datasets.spark_job_file(TASK_ID), args)
+    return spark_runner.run(target, TASK_ID, args)
 
 
 def main(argv: list[str] | None = None) -> int:

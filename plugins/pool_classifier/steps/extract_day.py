@@ -32,9 +32,10 @@ class NoBlocksError(DataError, RuntimeError):
     """The warehouse has no block for the logical date: nothing to extract."""
 
 
-def render_sql(table: str, ds: str) -> str:
-    """The BigQuery SQL of one extract for the logical date `ds` (as Airflow renders it)."""
-    return sql.render(f"extract_{table}", ds=ds)
+def render_sql(table: str, ds: str, first_day: str | None = None) -> str:
+    """The BigQuery SQL of one extract for the logical date `ds` (as Airflow renders it), or
+    of every day from `first_day` to `ds` (the bootstrap's history export)."""
+    return sql.render(f"extract_{table}", ds=ds, **({"first_day": first_day} if first_day else {}))
 
 
 def connect_warehouse(warehouse: str):
@@ -51,26 +52,28 @@ def connect_warehouse(warehouse: str):
     return con
 
 
-def extract_table(target: Target, ds: str, table: str) -> dict:
-    """Write one table's day as Parquet under the target's bucket (`extracts/<table>/dt=<ds>/`).
+def extract_table(target: Target, ds: str, table: str, first_day: str | None = None, out: str | None = None) -> dict:
+    """Write one table's day as Parquet under the target's bucket (`extracts/<table>/dt=<ds>/`);
+    with `first_day`, every day from it to `ds` into `out` (the bootstrap's history export).
 
-    The blocks table fails, writing nothing, when the warehouse has no block on `ds`.
+    The blocks table fails, writing nothing, when the warehouse has no block in the days.
     Returns the row count and the path.
     """
     if table not in datasets.EXTRACT_TABLES:
         raise ValueError(f"unknown extract table {table!r}; expected one of {datasets.EXTRACT_TABLES}")
+    days = ds if first_day is None else f"the days from {first_day} to {ds}"
     con = connect_warehouse(target.warehouse)
     try:
-        query = sql.to_duckdb(render_sql(table, ds))
+        query = sql.to_duckdb(render_sql(table, ds, first_day))
         con.execute(f"CREATE OR REPLACE TEMP TABLE day AS {query}")
         rows = con.execute("SELECT count(*) FROM day").fetchone()[0]
         if table == "blocks" and rows == 0:
             raise NoBlocksError(
-                f"No blocks on {ds} in `{CATALOG}.crypto_bitcoin.blocks` "
+                f"No blocks on {days} in `{CATALOG}.crypto_bitcoin.blocks` "
                 f"(warehouse {target.warehouse}). Load that day's exports, or pick a "
                 "logical date the data covers."
             )
-        out = datasets.extract_dir(target, table, ds)
+        out = out or datasets.extract_dir(target, table, ds)
         with write_dir(out) as tmp:
             con.execute(
                 f"COPY (SELECT * FROM day ORDER BY {SORT_KEYS[table]}) "

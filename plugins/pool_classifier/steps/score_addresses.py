@@ -3,7 +3,7 @@ anomalies and the drift check beside the predictions.
 
 The Spark job `spark_jobs/score_addresses.py` does the work (the model broadcast to the
 executors, applied per Arrow batch with `mapInPandas`); this module builds its arguments,
-runs it with local spark-submit, and runs the same `model.scoring.score_batch` in process
+runs it in this process on the local Spark, and runs the same `model.scoring.score_batch` in process
 (`score_in_process`): the job's reference.
 
 Outputs for day `ds` (each folder replaced on a re-run):
@@ -84,7 +84,7 @@ def score_addresses(target: Target, ds: str, model_version: str | None = None) -
     import pyarrow.dataset as ds_
 
     try:
-        spark_runner.run_local(target, datasets.spark_job_file(TASK_ID), job_args(target, ds, model_version))
+        spark_runner.run(target, TASK_ID, job_args(target, ds, model_version))
     except spark_runner.SparkJobDataError as exc:
         spark_runner.reraise_job_error(exc, JOB_ERRORS)
     drift = read_drift(target, ds)

