@@ -3,8 +3,8 @@
 Run a job with `event_log_conf(folder)` in its Spark properties; the job names each of its
 phases with `spark.sparkContext.setJobDescription(...)` (the features job does: see
 `spark_jobs/build_features.py`, `phase`). `profile(folder)` then reads the event log and
-gives, per phase (job description): the wall time from the first job's start to the last
-job's end, the number of jobs, stages and tasks, the executors' run and CPU time summed over
+gives, per phase (job description): the wall time during which at least one of its jobs ran
+(a union of intervals), the number of jobs, stages and tasks, the executors' run and CPU time summed over
 tasks, the rows and bytes read, shuffled and written. `markdown(rows)` is the table
 bench/results.md keeps.
 """
@@ -61,16 +61,15 @@ def profile(folder: str | Path) -> list[dict]:
         if kind == "SparkListenerJobStart":
             props = event.get("Properties") or {}
             name = props.get("spark.job.description") or "(no description)"
-            row = phases.setdefault(name, {"phase": name, "start": event["Submission Time"], "end": None,
-                                           "jobs": 0, "stages": 0, "tasks": 0, **{m: 0.0 for m in _METRICS}})
-            row["start"] = min(row["start"], event["Submission Time"])
+            row = phases.setdefault(name, {"phase": name, "intervals": {}, "jobs": 0, "stages": 0, "tasks": 0,
+                                           **{m: 0.0 for m in _METRICS}})
+            row["intervals"][event["Job ID"]] = [event["Submission Time"], event["Submission Time"]]
             row["jobs"] += 1
             job_phase[event["Job ID"]] = name
             for stage in event.get("Stage Infos", []):
                 stage_phase[stage["Stage ID"]] = name
         elif kind == "SparkListenerJobEnd":
-            row = phases[job_phase[event["Job ID"]]]
-            row["end"] = max(row["end"] or 0, event["Completion Time"])
+            phases[job_phase[event["Job ID"]]]["intervals"][event["Job ID"]][1] = event["Completion Time"]
         elif kind == "SparkListenerStageCompleted":
             info = event["Stage Info"]
             if info["Stage ID"] in stage_phase and "Completion Time" in info:
@@ -86,9 +85,21 @@ def profile(folder: str | Path) -> list[dict]:
                 row[key] += _task_metric(metrics, spec)
     rows = []
     for row in phases.values():
-        row["wall_s"] = ((row["end"] or row["start"]) - row["start"]) / 1000
+        row["wall_s"] = _union_ms(row.pop("intervals").values()) / 1000
         rows.append(row)
     return rows
+
+
+def _union_ms(intervals) -> float:
+    """The time covered by the jobs' [start, end] intervals (jobs of a phase may overlap, or be
+    apart: the phase's wall time is when at least one of its jobs ran)."""
+    covered, end = 0.0, None
+    for start, stop in sorted(intervals):
+        if end is None or start > end:
+            covered, end = covered + (stop - start), stop
+        elif stop > end:
+            covered, end = covered + (stop - end), stop
+    return covered
 
 
 def _size(n: float) -> str:

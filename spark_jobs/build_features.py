@@ -494,8 +494,9 @@ def check_order(spark: SparkSession, where: datasets.HasBucket, ds: str) -> str 
         if start is not None and start < ds:
             raise StateOrderError(
                 f"no state for {day_before}: the history starts on {start}, and the states before "
-                f"{states[0]} were removed by retention. Bootstrap the state as of {day_before} "
-                f"(build_features --bootstrap --ds {day_before}), then run the days from {ds} in order."
+                f"{states[0]} were removed by retention. Rebuild the state as of {day_before} with "
+                f"`python -m pool_classifier.steps.bootstrap_state --ds {day_before}` (docs/operations.md), "
+                f"then run the days from {ds} in order."
             )
         return None
     if days[-1] != day_before:

@@ -52,7 +52,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def chain_dir(tmp_path_factory) -> Path:
-    """The 7 generated days of the reliability tests (tests/reliability/scenarios.py)."""
+    """The 4 generated days of the reliability tests (tests/reliability/scenarios.py)."""
     from tests.reliability import scenarios
 
     return scenarios.generate_chain(tmp_path_factory.mktemp("chain") / "exports")

@@ -1,4 +1,4 @@
-"""The reliability tests' fixtures. The scenarios themselves (7 generated days through
+"""The reliability tests' fixtures. The scenarios themselves (4 generated days through
 `airflow dags test`, on real files and a real Airflow DB) are played by the two lanes of
 `scenarios.py`, started with the session by tests/conftest.py; these fixtures hand them over.
 """

@@ -1,4 +1,4 @@
-"""The reference run: the 7 generated days through `airflow dags test`, in date order, on a
+"""The reference run: the 4 generated days through `airflow dags test`, in date order, on a
 real metadata DB (lane `sequential` of scenarios.py). Every day writes every output, passes
 every quality gate, and the first day holds what the whole DAG promises."""
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_the_first_day_holds_blocks_pools_labels_a_champion_and_its_scores(seque
 
 
 def test_every_day_passes_the_quality_gates_and_their_figures_are_kept(sequential, tmp_path):
-    """No false alarm on seven normal days; the figures are kept per day and gate. (The gates
+    """No false alarm on four normal days; the figures are kept per day and gate. (The gates
     run again on a copy of the reference bucket.)"""
     reference = sequential.record("reference_target")
     for gate in quality_gate.GATES:

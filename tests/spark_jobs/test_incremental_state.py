@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,26 @@ def chain_target(tmp_path_factory):
     return target
 
 
+@pytest.fixture(scope="module")
+def daily(spark, chain_target, tmp_path_factory):
+    """The three days built in order with the default settings (three deltas: no compaction
+    yet), in a bucket of their own. Read it; to change it, take a `copy_of` it."""
+    target = copy_of(chain_target, tmp_path_factory.mktemp("daily"), extracts_only=True)
+    for ds in DAYS:
+        run_day(spark, target, ds)
+    return target
+
+
+def copy_of(target, folder: Path, extracts_only: bool = False):
+    """The target on a copy of its bucket (or of its extracts only: a bucket before any run)."""
+    copy = dataclasses.replace(target, bucket=str(folder / "bucket"))
+    if extracts_only:
+        shutil.copytree(Path(target.bucket) / "extracts", folder / "bucket" / "extracts")
+    else:
+        shutil.copytree(target.bucket, folder / "bucket")
+    return copy
+
+
 def run_day(spark, target, ds, **settings):
     argv = build_features.job_args(target, ds, str(POOLS_FILE), dataclasses.replace(build_features.SETTINGS, **settings))
     return job.run(spark, job.parse_args(argv))
@@ -65,9 +86,8 @@ def test_day_by_day_state_equals_full_recomputation(spark, chain_target):
     assert multi_day, "some addresses must receive on several days for the gap merge to be tested"
 
 
-def test_pipeline_days_rerun_and_order(spark, chain_target):
-    for ds in DAYS:
-        run_day(spark, chain_target, ds)
+def test_pipeline_days_rerun_and_order(spark, daily, tmp_path):
+    chain_target = copy_of(daily, tmp_path)  # the three days, run in order
     state_dir = Path(datasets.state_dir(chain_target, "address_state", DAYS[2]))
     clean = folder_checksum(state_dir)
 
@@ -86,8 +106,6 @@ def test_pipeline_days_rerun_and_order(spark, chain_target):
     assert folder_checksum(state_dir) == clean
 
     # A gap in the history is refused, naming the days to run.
-    import shutil
-
     shutil.rmtree(datasets.state_dir(chain_target, "address_state", DAYS[1]))
     with pytest.raises(job.StateOrderError, match=r"no state for 2024-03-02.*run the days from 2024-03-02 to 2024-03-02"):
         run_day(spark, chain_target, DAYS[2])
@@ -141,18 +159,14 @@ def day_outputs(spark, target, ds):
     }
 
 
-def test_compaction_changes_no_feature_and_retention_keeps_rerunnable_days(spark, chain_target, tmp_path):
-    for ds in DAYS:
-        run_day(spark, chain_target, ds, compact_every_days=1000)
-    layered, n_layered, meta = state_rows(spark, chain_target, DAYS[2])
+def test_compaction_changes_no_feature_and_retention_keeps_rerunnable_days(spark, daily, tmp_path):
+    assert build_features.SETTINGS.compact_every_days > len(DAYS)
+    layered, n_layered, meta = state_rows(spark, daily, DAYS[2])
     assert (n_layered, meta["base"], meta["deltas"]) == (3, None, DAYS)  # three deltas, no base
-    uncompacted = day_outputs(spark, chain_target, DAYS[2])
+    uncompacted = day_outputs(spark, daily, DAYS[2])
     assert len(layered) == meta["addresses"] and meta["history_from"] == DAYS[0]
 
-    compacted_target = dataclasses.replace(chain_target, bucket=str(tmp_path / "bucket"))
-    import shutil
-
-    shutil.copytree(Path(chain_target.bucket) / "extracts", tmp_path / "bucket" / "extracts")
+    compacted_target = copy_of(daily, tmp_path, extracts_only=True)
     for ds in DAYS:  # every day compacts: day 3's compaction removes what only day 1 needed
         message = run_day(spark, compacted_target, ds, compact_every_days=1)
         assert "the state compacted into a base" in message
@@ -172,21 +186,16 @@ def test_compaction_changes_no_feature_and_retention_keeps_rerunnable_days(spark
     # Day 3 can still be re-run (on day 2's base); day 2 cannot, and says to bootstrap.
     run_day(spark, compacted_target, DAYS[2], compact_every_days=1)
     assert state_rows(spark, compacted_target, DAYS[2])[0] == layered
-    with pytest.raises(job.StateOrderError, match=rf"the history starts on {DAYS[0]}.*--bootstrap --ds {DAYS[0]}"):
+    with pytest.raises(job.StateOrderError, match=rf"the history starts on {DAYS[0]}.*steps.bootstrap_state --ds {DAYS[0]}"):
         run_day(spark, compacted_target, DAYS[1], compact_every_days=1)
     assert state_rows(spark, compacted_target, DAYS[2])[0] == layered  # the refusal changed nothing
 
 
-def test_bootstrap_then_daily_equals_daily_from_the_start(spark, chain_target, tmp_path):
-    for ds in DAYS:
-        run_day(spark, chain_target, ds)
-    daily_state, _, daily_meta = state_rows(spark, chain_target, DAYS[2])
-    daily = day_outputs(spark, chain_target, DAYS[2])
+def test_bootstrap_then_daily_equals_daily_from_the_start(spark, daily, tmp_path):
+    daily_state, _, daily_meta = state_rows(spark, daily, DAYS[2])
+    daily_outputs = day_outputs(spark, daily, DAYS[2])
 
-    boot = dataclasses.replace(chain_target, bucket=str(tmp_path / "bucket"))
-    import shutil
-
-    shutil.copytree(Path(chain_target.bucket) / "extracts", tmp_path / "bucket" / "extracts")
+    boot = copy_of(daily, tmp_path, extracts_only=True)
     argv = build_features.job_args(boot, DAYS[1], str(POOLS_FILE), build_features.SETTINGS)
     message = job.run(spark, job.parse_args([*argv, "--bootstrap"]))
     assert message.startswith(f"bootstrap_state {DAYS[1]}: ") and f"2 days ({DAYS[0]} … {DAYS[1]})" in message
@@ -197,17 +206,14 @@ def test_bootstrap_then_daily_equals_daily_from_the_start(spark, chain_target, t
     boot_state, _, boot_meta = state_rows(spark, boot, DAYS[2])
     assert len(daily_state) > 1000
     assert boot_state == daily_state and boot_meta["addresses"] == daily_meta["addresses"]
-    assert day_outputs(spark, boot, DAYS[2]) == daily
+    assert day_outputs(spark, boot, DAYS[2]) == daily_outputs
     receipts = [rows_by_address(spark.read.parquet(*atomic.data_files(
-        datasets.state_dir(t, "coinbase_receipts", DAYS[2])))) for t in (chain_target, boot)]
+        datasets.state_dir(t, "coinbase_receipts", DAYS[2])))) for t in (daily, boot)]
     assert receipts[0] == receipts[1] and receipts[0]
 
 
 def test_bootstrap_refuses_a_gap_in_the_history(spark, chain_target, tmp_path):
-    import shutil
-
-    gap = dataclasses.replace(chain_target, bucket=str(tmp_path / "bucket"))
-    shutil.copytree(Path(chain_target.bucket) / "extracts", tmp_path / "bucket" / "extracts")
+    gap = copy_of(chain_target, tmp_path, extracts_only=True)
     shutil.rmtree(datasets.extract_dir(gap, "blocks", DAYS[1]))
     argv = build_features.job_args(gap, DAYS[2], str(POOLS_FILE), build_features.SETTINGS)
     with pytest.raises(job.HistoryError, match=rf"from {DAYS[0]} to {DAYS[2]} lacks the extracts of {DAYS[1]}"):
