@@ -56,6 +56,9 @@ class Address:
 
 def _base58(part: str) -> str:
     """The kind of a base58check mainnet address; AddressError otherwise."""
+    if len(part) < 26:
+        raise AddressError("malformed", f"{part!r} is too short for an address ({len(part)} characters; a "
+                           "base58 address has 26 to 35, a bech32 one starts with bc1)")
     try:
         payload = base58.decode_check(part)
     except (ValueError, IndexError, KeyError):
