@@ -173,9 +173,17 @@ class ModelSummary(BaseModel):
     plots: list[str] = Field(description="URLs of the report's plots")
 
 
+class Comparison(BaseModel):
+    """The champion and the challenger on the same evaluation rows (neither trained on them)."""
+
+    champion: dict
+    challenger: dict
+
+
 class ModelResponse(BaseModel):
     champion: ModelSummary
     challenger: ModelSummary | None = Field(description="The latest training run's version, when not the champion")
+    comparison: Comparison | None = Field(None, description="Both on the challenger's evaluation rows")
     report_markdown: str | None
     lineage: Lineage
 

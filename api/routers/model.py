@@ -38,8 +38,11 @@ def model(snap: Snapshot = Depends(snapshot_for)):
         raise ApiError(404, "not_found", f"the snapshot of {snap.day} holds no metadata of {snap.meta['model_version']}",
                        what_to_do="re-publish the day's snapshot")
     challenger = snap.model_metadata(snap.meta.get("challenger_version"))
+    against = (challenger or {}).get("champion") or {}
+    comparison = ({"champion": against["metrics"], "challenger": against["challenger_metrics"]}
+                  if "metrics" in against and "challenger_metrics" in against else None)
     return {"champion": _summary(snap, champion), "challenger": _summary(snap, challenger) if challenger else None,
-            "report_markdown": _report(snap, champion["version"]), "lineage": lineage(snap)}
+            "comparison": comparison, "report_markdown": _report(snap, champion["version"]), "lineage": lineage(snap)}
 
 
 @router.get("/model/files/{version}/{name}", responses={404: {"model": Problem}},
