@@ -128,11 +128,21 @@ def _part(part: str) -> str:
     raise AddressError("malformed", f"{part[:40]!r} is not an address: {why}")
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """`text` cut to `limit` characters and safe to echo in JSON or CSV (no lone surrogates)."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def parse(text: str) -> Address:
     """Check an address key; AddressError (with `kind`: malformed, testnet, private_key,
     transaction_id, extended_key, lightning_invoice) saying what it is otherwise."""
     if not isinstance(text, str) or not text.strip():
         raise AddressError("malformed", "the address is empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise AddressError("malformed", "the address holds a lone surrogate (\\ud800-\\udfff), not valid "
+                           "Unicode text") from None
     if len(text) > MAX_LENGTH:
         raise AddressError("malformed", f"the address is {len(text)} characters long; the longest key is "
                            f"under {MAX_LENGTH}")

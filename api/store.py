@@ -25,22 +25,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import orjson
 
 from pool_classifier import datasets
 from pool_classifier.io import versioned
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_LAYOUT = "1"  # steps/publish_serving.py's SNAPSHOT_LAYOUT (not imported: it pulls in the registry)
-_TABLES = {"scores", "history", "labels", "block_pools", "pool_days", "pools", "candidates", "meta"}
+SNAPSHOT_LAYOUT = "2"  # steps/publish_serving.py's SNAPSHOT_LAYOUT (not imported: it pulls in the registry)
+_TABLES = {"docs", "scores", "history", "labels", "block_pools", "pool_days", "pools", "candidates", "meta"}
 _DAY_DIR = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/")
-_SCORE_COLUMNS = ("address, score, label, known_pool, model_version, scored_day, profile, anomaly_score, "
-                  "is_anomaly, first_flagged, first_seen, last_seen, contributions")
 _INT64 = 2 ** 63
 
 
 class SnapshotError(RuntimeError):
     """A snapshot that cannot be served (missing, unreadable, of another layout)."""
+
+
+def _loads(doc: str) -> dict:
+    try:
+        return orjson.loads(doc)
+    except orjson.JSONDecodeError:  # an integer beyond 64 bits: the standard parser takes it
+        return json.loads(doc)
 
 
 def _plain(value):
@@ -106,29 +112,23 @@ class Snapshot:
         return list(self.meta["features"])
 
     def addresses(self, addresses: list[str]) -> dict[str, dict]:
-        """address → its latest score row (with features and known pools), for those scored or
-        labelled; an address neither scored nor labelled is absent."""
+        """address → its document (latest score, profile, features, known pools, first/last seen),
+        for those scored or labelled; an address neither scored nor labelled is absent."""
         if not addresses:
             return {}
         wanted = list(dict.fromkeys(addresses))
-        features = ", ".join(self.feature_columns)
+        cur = self._cursor()
         if len(wanted) == 1:
-            scored = self._rows(f"SELECT {_SCORE_COLUMNS}, {features} FROM scores WHERE address = ?", wanted)
-            labels = self._rows("SELECT address, pool_id, pool_name, coinbase_outputs, label_source "
-                                "FROM labels WHERE address = ?", wanted)
-        else:
-            scored = self._rows(f"SELECT {_SCORE_COLUMNS}, {features} FROM scores "
-                                "WHERE address IN (SELECT unnest(?::VARCHAR[]))", [wanted])
-            labels = self._rows("SELECT address, pool_id, pool_name, coinbase_outputs, label_source "
-                                "FROM labels WHERE address IN (SELECT unnest(?::VARCHAR[]))", [wanted])
-        found: dict[str, dict] = {}
-        for row in scored:
-            row["features"] = {c: row.pop(c) for c in self.feature_columns}
-            row["pools"] = []
-            found[row["address"]] = row
-        for label in labels:
-            entry = found.setdefault(label["address"], {"address": label["address"], "pools": [], "features": {}})
-            entry["pools"].append({k: label[k] for k in ("pool_id", "pool_name", "label_source", "coinbase_outputs")})
+            rows = cur.execute("SELECT address, doc FROM docs WHERE address = ?", wanted).fetchall()
+        else:  # a hash join with the list: one pass, ~30x faster than 1,000 point queries
+            rows = cur.execute("SELECT d.address, d.doc FROM (SELECT unnest(?::VARCHAR[]) AS address) w "
+                               "JOIN docs d USING (address)", [wanted]).fetchall()
+        found = {}
+        for address, doc in rows:
+            row = _loads(doc)
+            row["pools"] = row.get("pools") or []
+            row["features"] = row.get("features") or {}
+            found[address] = row
         return found
 
     def history(self, address: str) -> list[dict]:

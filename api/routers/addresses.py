@@ -151,7 +151,7 @@ async def lookup(request: Request, format: str | None = None, snap: Snapshot = D
             checked[i] = checks.parse(text)
             items.append({"address": checked[i].text, "status": "found"})
         except checks.AddressError as exc:
-            items.append({"address": text[:200], "status": "invalid",
+            items.append({"address": checks.printable(text), "status": "invalid",
                           "problem": {"error": "malformed_address" if exc.kind == "malformed" else "not_an_address",
                                       "detail": exc.message, "kind": exc.kind}})
     from starlette.concurrency import run_in_threadpool

@@ -36,7 +36,7 @@ def test_any_path_and_query_is_answered_below_500(client, template, parts, query
     _check(client.get(path, params=query))
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
                     lambda children: st.lists(children, max_size=5) | st.dictionaries(TEXT, children, max_size=4),
                     max_leaves=20)
 
@@ -49,7 +49,22 @@ def test_any_lookup_body_is_answered_below_500(client, body, accept, query):
     _check(client.post("/v1/addresses:lookup", json=body, headers={"Accept": accept}, params=query))
 
 
+RAW = st.one_of(st.binary(max_size=300), st.sampled_from([b"Infinity", b'{"addresses": [NaN]}', b"-1e999",
+                                                          b'{"addresses": ["\\ud800"]}', b"\xff\xfe"]))
+
+
 @FUZZ
-@given(raw=st.binary(max_size=300), content_type=st.sampled_from(["application/json", "text/plain", "", "a/b"]))
+@given(raw=RAW, content_type=st.sampled_from(["application/json", "text/plain", "", "a/b"]))
 def test_any_raw_bytes_are_answered_below_500(client, raw, content_type):
     _check(client.post("/v1/addresses:lookup", content=raw, headers={"Content-Type": content_type}))
+
+
+def test_invalid_utf8_and_surrogates_in_paths_and_bodies_get_422_not_500(client):
+    for path in ("/v1/addresses/%ED%A0%80", "/v1/addresses/%FF%FE", "/v1/addresses/%00", "/v1/pools/%F0%9F%92%A9",
+                 "/v1/addresses/1A1z%0AP1", "/v1/candidates?limit=%FF", "/v1/addresses/x?as_of=%ED%A0%80"):
+        _check(client.get(path))
+    r = client.post("/v1/addresses:lookup", content=b'{"addresses": ["\\ud800", "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"]}',
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 200
+    assert [i["status"] for i in r.json()["results"]] == ["invalid", "not_found"]
+    assert "surrogate" in r.json()["results"][0]["problem"]["detail"]

@@ -51,6 +51,18 @@ def test_an_address_active_on_the_first_day_only_is_served_with_that_days_score(
     assert history == 1
 
 
+def test_every_scored_or_labelled_address_has_one_document(served):
+    bucket, truth = served
+    con, _ = _snapshot(bucket, DAYS[-1])
+    docs = dict(con.execute("SELECT address, doc FROM docs").fetchall())
+    assert set(docs) == set(truth.addresses) | set(truth.labels)
+    only_labelled = json.loads(docs[truth.coinbase_only[0]])
+    assert only_labelled["score"] is None and only_labelled["pools"][0]["pool_name"] == truth.labels[
+        truth.coinbase_only[0]][1]
+    some = json.loads(docs[truth.addresses[0]])
+    assert isinstance(some["features"]["total_tx_output_value"], int) and some["first_seen"].endswith("Z")
+
+
 def test_history_first_flagged_candidates_and_labels(served):
     bucket, truth = served
     con, meta = _snapshot(bucket, DAYS[-1])
@@ -123,5 +135,6 @@ def test_contributions_are_carried_when_the_scoring_batch_has_them(tmp_path):
     bucket, _ = build_bucket(tmp_path, days=DAYS[:1], publish_until=DAYS[0], contributions=True)
     con, meta = _snapshot(bucket, DAYS[0])
     assert meta["has_contributions"] is True
-    raw = con.execute("SELECT contributions FROM scores LIMIT 1").fetchone()[0]
-    assert [c["feature"] for c in json.loads(raw)] == ["total_tx_input_value", "mean_tx_output_value"]
+    doc = json.loads(con.execute("SELECT doc FROM docs WHERE doc LIKE '%\"score\":%' LIMIT 1").fetchone()[0])
+    assert [c["feature"] for c in doc["contributions"]] == ["total_tx_input_value", "mean_tx_output_value"]
+    assert doc["contributions"][0]["value"] == pytest.approx(doc["score"] / 2)

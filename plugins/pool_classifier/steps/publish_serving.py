@@ -36,12 +36,35 @@ from pool_classifier.targets import Target, current_target
 
 TASK_ID = "publish_serving"
 # The snapshot's layout; the API refuses a snapshot of another layout by name.
-SNAPSHOT_LAYOUT = "1"
+SNAPSHOT_LAYOUT = "2"
 # An optional column of the scoring batch (another engineer adds it): the top contributions of
 # the features to the score, as a list of {feature, value} structs or a JSON string.
 CONTRIBUTIONS_COLUMN = "top_contributions"
 # The files of a model version the API shows (metadata, the report and its plots).
 MODEL_FILES = ("metadata.json", "report.md")
+
+
+# Satoshi sums, exact DECIMAL(38,0) in the features: integers in the documents (int64 holds any
+# real sum; one beyond it would be null rather than rounded).
+_EXACT_FEATURES = frozenset({"total_tx_output_value", "total_tx_input_value"})
+# One JSON document per address (scored, or labelled only): what a lookup returns, read in one
+# indexed query of one column (a row of 45 columns costs 4x as much to read back).
+_DOCS_SQL = """
+    CREATE TABLE docs AS
+    WITH pools AS (
+        SELECT address, list(struct_pack(pool_id, pool_name, label_source, coinbase_outputs) ORDER BY pool_id) AS pools
+        FROM labels GROUP BY address)
+    SELECT coalesce(s.address, p.address) AS address, CAST(to_json(struct_pack(
+        score := s.score, model_version := s.model_version, scored_day := CAST(s.scored_day AS VARCHAR),
+        profile := s.profile, anomaly_score := s.anomaly_score, is_anomaly := s.is_anomaly,
+        first_flagged := CAST(s.first_flagged AS VARCHAR),
+        first_seen := strftime(s.first_seen, '%Y-%m-%dT%H:%M:%SZ'),
+        last_seen := strftime(s.last_seen, '%Y-%m-%dT%H:%M:%SZ'),
+        contributions := json(s.contributions),
+        features := CASE WHEN s.address IS NOT NULL THEN struct_pack({features}) END,
+        pools := p.pools)) AS VARCHAR) AS doc
+    FROM latest_scored s FULL OUTER JOIN pools p ON s.address = p.address
+    ORDER BY 1"""
 
 
 def _sql_list(files: list[str]) -> str:
@@ -118,7 +141,7 @@ def build_snapshot(target: Target, ds: str, out: Path) -> dict:
             CREATE TABLE history AS
             SELECT address, day, score, label, model_version FROM all_scores ORDER BY address, day""")
         con.execute(f"""
-            CREATE TABLE scores AS
+            CREATE TEMP TABLE latest_scored AS
             WITH latest AS (
                 SELECT * FROM all_scores QUALIFY row_number() OVER (PARTITION BY address ORDER BY day DESC) = 1),
             flagged AS (SELECT address, min(day) AS first_flagged FROM all_scores WHERE label GROUP BY address),
@@ -142,10 +165,18 @@ def build_snapshot(target: Target, ds: str, out: Path) -> dict:
             LEFT JOIN flagged fl ON fl.address = l.address
             LEFT JOIN st ON st.address = l.address
             ORDER BY l.address""")
+        con.execute("""
+            CREATE TABLE scores AS
+            SELECT address, score, label, known_pool, model_version, scored_day, profile, anomaly_score, is_anomaly,
+                   first_flagged, first_seen, last_seen
+            FROM latest_scored ORDER BY address""")
         con.execute(f"""
             CREATE TABLE labels AS
             SELECT address, pool_id, pool_name, coinbase_outputs, label_source
             FROM read_parquet({_sql_list(labels)}, hive_partitioning = false) ORDER BY address, pool_id""")
+        con.execute(_DOCS_SQL.format(features=", ".join(
+            f"{c} := TRY_CAST(s.{c} AS BIGINT)" if c in _EXACT_FEATURES else f"{c} := s.{c}" for c in FEATURE_COLUMNS)))
+        con.execute("DROP TABLE latest_scored")
         con.execute(f"""
             CREATE TABLE block_pools AS
             SELECT block_number, block_hash, block_timestamp, pool_id, pool_name, matched_by
@@ -175,11 +206,13 @@ def build_snapshot(target: Target, ds: str, out: Path) -> dict:
             SELECT address, score, first_flagged, scored_day, model_version, profile, anomaly_score, is_anomaly
             FROM scores WHERE label AND address NOT IN (SELECT address FROM labels)
             ORDER BY score DESC, address""")
+        con.execute("CREATE INDEX docs_address ON docs (address)")
         con.execute("CREATE INDEX scores_address ON scores (address)")
         con.execute("CREATE INDEX history_address ON history (address)")
         con.execute("CREATE INDEX labels_address ON labels (address)")
         figures = {
             "addresses": con.execute("SELECT count(*) FROM scores").fetchone()[0],
+            "documents": con.execute("SELECT count(*) FROM docs").fetchone()[0],
             "history_rows": con.execute("SELECT count(*) FROM history").fetchone()[0],
             "labels": con.execute("SELECT count(*) FROM labels").fetchone()[0],
             "candidates": con.execute("SELECT count(*) FROM candidates").fetchone()[0],
