@@ -51,11 +51,11 @@ def _problem(status: int, error: str, detail: str, what_to_do: str | None = None
 # ---------------------------------------------------------------- dependencies
 
 
-def get_store(request: Request) -> SnapshotStore:
+async def get_store(request: Request) -> SnapshotStore:
     return request.app.state.store
 
 
-def require_key(request: Request) -> None:
+async def require_key(request: Request) -> None:
     """The API key check, on when the settings hold a key (the gcp deployment)."""
     expected = request.app.state.settings.api_key
     if not expected:
@@ -71,7 +71,7 @@ def require_key(request: Request) -> None:
         raise ApiError(403, "forbidden", "the API key sent is not valid", what_to_do="check the key, or ask for a new one")
 
 
-def snapshot_for(as_of: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
+async def snapshot_for(as_of: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
                                            description="Answer as of this UTC day (YYYY-MM-DD)"),
                  store: SnapshotStore = Depends(get_store)) -> Snapshot:
     """The snapshot that answers: the one in force, or the newest published on or before `as_of`."""
@@ -104,6 +104,44 @@ def lineage(snap: Snapshot) -> dict:
 # ---------------------------------------------------------------- the app
 
 
+class Guard:
+    """Outermost of the app's own layers (pure ASGI: no per-request task, unlike @app.middleware):
+    refuses a declared body over MAX_BODY_BYTES (413), and answers an unexpected exception with a
+    Problem and an incident id in the log, never a stack trace."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit():
+                    return await _problem(400, "bad_request", "the Content-Length header is not a number")(
+                        scope, receive, send)
+                if int(value) > MAX_BODY_BYTES:
+                    return await _problem(413, "too_large", f"the body is {int(value):,} bytes; at most "
+                                          f"{MAX_BODY_BYTES:,}", "send at most 1,000 addresses per lookup")(
+                        scope, receive, send)
+        started = False
+
+        async def watched(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:  # a bug: logged with an id, answered without a stack trace
+            incident = uuid.uuid4().hex[:12]
+            log.exception("request %s %s failed (incident %s)", scope.get("method"), scope.get("path"), incident)
+            if started:
+                raise
+            await _problem(500, "internal", f"the request failed unexpectedly (incident {incident})",
+                           "retry; if it persists, report the incident id")(scope, receive, send)
+
+
 def create_app(settings: Settings, store: SnapshotStore | None = None) -> FastAPI:
     """The app over `store` (default: the snapshots of `settings.bucket`, polled)."""
     store = store or SnapshotStore(settings.bucket, poll_seconds=settings.poll_seconds, cache_dir=settings.cache_dir)
@@ -128,22 +166,7 @@ def create_app(settings: Settings, store: SnapshotStore | None = None) -> FastAP
     app.state.settings = settings
     app.state.store = store
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                return _problem(400, "bad_request", "the Content-Length header is not a number")
-            if int(length) > MAX_BODY_BYTES:
-                return _problem(413, "too_large", f"the body is {int(length):,} bytes; at most {MAX_BODY_BYTES:,}",
-                                "send at most 1,000 addresses per lookup")
-        try:
-            return await call_next(request)
-        except Exception:  # a bug: logged with an id, answered without a stack trace
-            incident = uuid.uuid4().hex[:12]
-            log.exception("request %s %s failed (incident %s)", request.method, request.url.path, incident)
-            return _problem(500, "internal", f"the request failed unexpectedly (incident {incident})",
-                            "retry; if it persists, report the incident id")
+    app.add_middleware(Guard)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):

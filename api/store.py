@@ -28,12 +28,12 @@ import duckdb
 import orjson
 
 from pool_classifier import datasets
-from pool_classifier.io import versioned
+from pool_classifier.io import doc_index, versioned
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_LAYOUT = "2"  # steps/publish_serving.py's SNAPSHOT_LAYOUT (not imported: it pulls in the registry)
-_TABLES = {"docs", "scores", "history", "labels", "block_pools", "pool_days", "pools", "candidates", "meta"}
+SNAPSHOT_LAYOUT = "3"  # steps/publish_serving.py's SNAPSHOT_LAYOUT (not imported: it pulls in the registry)
+_TABLES = {"scores", "history", "labels", "block_pools", "pool_days", "pools", "candidates", "meta"}
 _DAY_DIR = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/")
 _INT64 = 2 ** 63
 
@@ -42,7 +42,7 @@ class SnapshotError(RuntimeError):
     """A snapshot that cannot be served (missing, unreadable, of another layout)."""
 
 
-def _loads(doc: str) -> dict:
+def _loads(doc: bytes) -> dict:
     try:
         return orjson.loads(doc)
     except orjson.JSONDecodeError:  # an integer beyond 64 bits: the standard parser takes it
@@ -71,6 +71,7 @@ class Snapshot:
     folder: str
     meta: dict
     con: duckdb.DuckDBPyConnection
+    docs: doc_index.DocIndex
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     @classmethod
@@ -91,7 +92,15 @@ class Snapshot:
             raise SnapshotError(f"{file} has layout {meta.get('layout')!r}; this API reads layout "
                                 f"{SNAPSHOT_LAYOUT!r}: deploy the API of that layout or re-publish")
         con.execute("SELECT count(*) FROM scores WHERE address = ?", [""]).fetchone()
-        return cls(meta["ds"], version, folder, meta, con)
+        try:
+            docs = doc_index.DocIndex(folder)
+        except (OSError, ValueError) as exc:
+            con.close()
+            raise SnapshotError(f"the document index of {folder} cannot be read ({exc})") from None
+        if len(docs) != meta["figures"]["documents"]:
+            raise SnapshotError(f"the document index of {folder} holds {len(docs)} documents; its meta says "
+                                f"{meta['figures']['documents']}")
+        return cls(meta["ds"], version, folder, meta, con, docs)
 
     # ------------------------------------------------------------ queries
 
@@ -113,22 +122,17 @@ class Snapshot:
 
     def addresses(self, addresses: list[str]) -> dict[str, dict]:
         """address → its document (latest score, profile, features, known pools, first/last seen),
-        for those scored or labelled; an address neither scored nor labelled is absent."""
-        if not addresses:
-            return {}
-        wanted = list(dict.fromkeys(addresses))
-        cur = self._cursor()
-        if len(wanted) == 1:
-            rows = cur.execute("SELECT address, doc FROM docs WHERE address = ?", wanted).fetchall()
-        else:  # a hash join with the list: one pass, ~30x faster than 1,000 point queries
-            rows = cur.execute("SELECT d.address, d.doc FROM (SELECT unnest(?::VARCHAR[]) AS address) w "
-                               "JOIN docs d USING (address)", [wanted]).fetchall()
+        for those scored or labelled; an address neither scored nor labelled is absent. From the
+        memory-mapped document index: no query, no lock, microseconds each."""
+        names = self.feature_columns
         found = {}
-        for address, doc in rows:
-            row = _loads(doc)
-            row["pools"] = row.get("pools") or []
-            row["features"] = row.get("features") or {}
-            found[address] = row
+        for address in dict.fromkeys(addresses):
+            doc = self.docs.get(address, _loads)
+            if doc is None:
+                continue
+            doc["features"] = dict(zip(names, doc.pop("feature_values", None) or ()))
+            doc["pools"] = doc.get("pools") or []
+            found[address] = doc
         return found
 
     def history(self, address: str) -> list[dict]:

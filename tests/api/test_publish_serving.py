@@ -11,7 +11,8 @@ import duckdb
 import pytest
 
 from pool_classifier import datasets
-from pool_classifier.io import atomic, versioned
+from pool_classifier.io import atomic, doc_index, versioned
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS
 from pool_classifier.steps import publish_serving
 from tests.api.conftest import DAYS, build_bucket
 
@@ -51,16 +52,24 @@ def test_an_address_active_on_the_first_day_only_is_served_with_that_days_score(
     assert history == 1
 
 
+def _docs(bucket: str, ds: str) -> doc_index.DocIndex:
+    return doc_index.DocIndex(versioned.resolve(atomic.FS, datasets.serving_dir(datasets.Bucket(bucket), ds))[0])
+
+
 def test_every_scored_or_labelled_address_has_one_document(served):
     bucket, truth = served
-    con, _ = _snapshot(bucket, DAYS[-1])
-    docs = dict(con.execute("SELECT address, doc FROM docs").fetchall())
-    assert set(docs) == set(truth.addresses) | set(truth.labels)
-    only_labelled = json.loads(docs[truth.coinbase_only[0]])
-    assert only_labelled["score"] is None and only_labelled["pools"][0]["pool_name"] == truth.labels[
-        truth.coinbase_only[0]][1]
-    some = json.loads(docs[truth.addresses[0]])
-    assert isinstance(some["features"]["total_tx_output_value"], int) and some["first_seen"].endswith("Z")
+    docs = _docs(bucket, DAYS[-1])
+    everyone = set(truth.addresses) | set(truth.labels)
+    assert len(docs) == len(everyone)
+    assert all(docs.get(a, json.loads)["address"] == a for a in everyone)
+    assert docs.get("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", json.loads) is None
+    only_labelled = docs.get(truth.coinbase_only[0], json.loads)
+    assert only_labelled["score"] is None and only_labelled["feature_values"] is None
+    assert only_labelled["pools"][0]["pool_name"] == truth.labels[truth.coinbase_only[0]][1]
+    some = docs.get(truth.addresses[0], json.loads)
+    assert some["score"] == pytest.approx(truth.scores[(truth.addresses[0], DAYS[-1])])
+    values = dict(zip(FEATURE_COLUMNS, some["feature_values"]))
+    assert isinstance(values["total_tx_output_value"], int) and some["first_seen"].endswith("Z")
 
 
 def test_history_first_flagged_candidates_and_labels(served):
@@ -132,9 +141,9 @@ def test_the_command_line_publishes_every_scored_day(tmp_path, monkeypatch, caps
 
 
 def test_contributions_are_carried_when_the_scoring_batch_has_them(tmp_path):
-    bucket, _ = build_bucket(tmp_path, days=DAYS[:1], publish_until=DAYS[0], contributions=True)
+    bucket, truth = build_bucket(tmp_path, days=DAYS[:1], publish_until=DAYS[0], contributions=True)
     con, meta = _snapshot(bucket, DAYS[0])
     assert meta["has_contributions"] is True
-    doc = json.loads(con.execute("SELECT doc FROM docs WHERE doc LIKE '%\"score\":%' LIMIT 1").fetchone()[0])
+    doc = _docs(bucket, DAYS[0]).get(truth.addresses[0], json.loads)
     assert [c["feature"] for c in doc["contributions"]] == ["total_tx_input_value", "mean_tx_output_value"]
     assert doc["contributions"][0]["value"] == pytest.approx(doc["score"] / 2)
