@@ -128,6 +128,26 @@ def _part(part: str) -> str:
     raise AddressError("malformed", f"{part[:40]!r} is not an address: {why}")
 
 
+def kinds_of_known(text: str) -> tuple[str, ...]:
+    """The kinds of a key found in the data (so valid already), from its prefix and length: what the
+    checksums would say, without paying for them on every lookup (~40 µs a part in pure Python)."""
+    kinds = []
+    for part in text.split(","):
+        if part.startswith("1"):
+            kinds.append("P2PKH address")
+        elif part.startswith("3"):
+            kinds.append("P2SH address")
+        elif part.startswith("bc1q"):
+            kinds.append("P2WPKH address" if len(part) == 42 else "P2WSH address")
+        elif part.startswith("bc1p") and len(part) == 62:
+            kinds.append("P2TR address")
+        elif part.startswith("nonstandard"):
+            kinds.append("nonstandard script")
+        else:
+            kinds.append(_part(part))
+    return tuple(kinds)
+
+
 def printable(text: str, limit: int = 200) -> str:
     """`text` cut to `limit` characters and safe to echo in JSON or CSV (no lone surrogates)."""
     return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")

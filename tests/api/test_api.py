@@ -222,3 +222,15 @@ def test_it_listens_on_127_0_0_1_by_default():
     settings = Settings.from_env({"POOL_API_BUCKET": "/tmp/b"})
     assert (settings.host, settings.port, settings.api_key) == ("127.0.0.1", 8000, None)
     assert Settings.from_env({"POOL_API_BUCKET": "/tmp/b", "PORT": "9001"}).port == 9001
+
+
+def test_a_bech32_address_in_upper_case_is_found_as_the_data_spells_it(client, served):
+    _, truth = served
+    address = truth.addresses[5]  # i % 10 == 5: P2WPKH
+    assert address.startswith("bc1q")
+    body = client.get(f"/v1/addresses/{address.upper()}").json()
+    assert body["address"] == address and body["address_kinds"] == ["P2WPKH address"]
+    looked = client.post("/v1/addresses:lookup", json={"addresses": [address.upper()]}).json()
+    assert looked["results"][0]["status"] == "found" and looked["results"][0]["address"] == address
+    taproot = client.get(f"/v1/addresses/{truth.addresses[8]}").json()
+    assert taproot["address_kinds"] == ["P2TR address"]

@@ -23,7 +23,7 @@ FILES = (DOCS_FILE, KEYS_FILE, OFFSETS_FILE)
 
 def key(address: str) -> int:
     """The 64-bit key of an address."""
-    return int.from_bytes(hashlib.blake2b(address.encode("utf-8"), digest_size=8).digest(), "little")
+    return int.from_bytes(hashlib.blake2b(address.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
 def write(folder: str | os.PathLike, addresses: list[str], docs) -> int:
