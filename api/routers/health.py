@@ -1,10 +1,9 @@
 """/healthz (the process answers) and /readyz (a snapshot is loaded: which day, which model)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 from fastapi.responses import ORJSONResponse
 
-from api.app import get_store
 from api.schemas import Ready
 from api.store import SnapshotStore
 
@@ -18,7 +17,8 @@ async def healthz():
 
 @router.get("/readyz", response_model=Ready, responses={503: {"model": Ready}},
             summary="Readiness: a snapshot is loaded (names its day and model version)")
-async def readyz(store: SnapshotStore = Depends(get_store)):
+async def readyz(request: Request):
+    store: SnapshotStore = request.app.state.store
     snap = store.current
     body = {"ready": snap is not None, "switches": store.switches, "last_error": store.last_error}
     if snap is None:
