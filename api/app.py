@@ -68,7 +68,8 @@ def key_problem(settings: Settings, headers: list[tuple[bytes, bytes]]) -> ApiEr
         return ApiError(401, "unauthorized", "this API needs a key: send it in the X-API-Key header",
                         what_to_do="ask the service's owner for a key", headers={"WWW-Authenticate": "ApiKey"})
     if not hmac.compare_digest(given, expected.encode("utf-8")):
-        return ApiError(403, "forbidden", "the API key sent is not valid", what_to_do="check the key, or ask for a new one")
+        return ApiError(403, "forbidden", "the API key sent is not valid",
+                        what_to_do="check the key, or ask for a new one")
     return None
 
 

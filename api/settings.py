@@ -2,7 +2,7 @@
 
 | variable | default | what |
 |---|---|---|
-| `POOL_CLASSIFIER_TARGET`, `POOL_CLASSIFIER_DATA_DIR`, `POOL_CLASSIFIER_BUCKET` | local, data/ | where the bucket is (the pipeline's own target settings) |
+| `POOL_CLASSIFIER_TARGET`, `…_DATA_DIR`, `…_BUCKET` | local, data/ | where the bucket is (the pipeline's target) |
 | `POOL_API_BUCKET` | the target's bucket | read the snapshots of this bucket instead |
 | `HOST`, `PORT` | 127.0.0.1, 8000 | where uvicorn listens (Cloud Run sets PORT; set HOST=0.0.0.0 there) |
 | `POOL_API_POLL_SECONDS` | 2 | how often the snapshot pointer is read |

@@ -180,7 +180,6 @@ def write_bucket(bucket: str, days: list[str], n_addresses: int, seed: int = 7, 
     pool_of = (idx // 50) % len(POOLS)
     base = np.where(labelled, rng.beta(8, 1, n), np.where(candidate, rng.uniform(0.7, 0.99, n), rng.beta(1, 25, n)))
     only_first = idx % 7 == 3
-    first_seen = dt.datetime.fromisoformat(days[0]).replace(tzinfo=dt.timezone.utc).timestamp()
     extra = [address(n + k, seed) for k in range(coinbase_only)]
     labels = {names[i]: (POOLS[pool_of[i]][0], POOLS[pool_of[i]][1], "pool_list" if (i // 50) % 4 == 3 else "coinbase")
               for i in np.flatnonzero(labelled)}
@@ -261,7 +260,8 @@ def write_bucket(bucket: str, days: list[str], n_addresses: int, seed: int = 7, 
         _write(datasets.features_dir(where, "address_labels", day), label_table, "features/address_labels")
         weights = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
         pools = rng.choice(len(POOLS) + 1, BLOCKS_PER_DAY, p=np.append(weights * 0.97, 0.03))
-        stamps = np.sort(start + rng.integers(0, 86_400, BLOCKS_PER_DAY)).astype("datetime64[s]").astype("datetime64[ns]")
+        seconds = np.sort(start + rng.integers(0, 86_400, BLOCKS_PER_DAY))
+        stamps = seconds.astype("datetime64[s]").astype("datetime64[ns]")
         _write(datasets.features_dir(where, "block_pools", day), pa.table({
             "block_hash": [hashlib.sha256(f"{seed}:{block + k}".encode()).hexdigest() for k in range(BLOCKS_PER_DAY)],
             "block_number": np.arange(block, block + BLOCKS_PER_DAY, dtype=np.int64),
@@ -285,9 +285,11 @@ def _write_state(where, day: str, names: list[str], first: np.ndarray, last: np.
     for side in ("out", "in"):
         columns |= {
             f"{side}_n": ones, f"{side}_value_sum": zeros, f"{side}_value_sumsq": zeros, f"{side}_tx": ones,
-            f"{side}_month_min": pa.array([month] * m, pa.date32()), f"{side}_month_max": pa.array([month] * m, pa.date32()),
+            f"{side}_month_min": pa.array([month] * m, pa.date32()),
+            f"{side}_month_max": pa.array([month] * m, pa.date32()),
             f"{side}_months": pa.array([[month]] * m, _DATES), f"{side}_first_time": first[rows],
-            f"{side}_last_time": last[rows], f"{side}_times": ones, f"{side}_gap_sum": zeros, f"{side}_gap_sumsq": zeros,
+            f"{side}_last_time": last[rows], f"{side}_times": ones,
+            f"{side}_gap_sum": zeros, f"{side}_gap_sumsq": zeros,
         }
     _write(datasets.state_dir(where, "address_state", day), pa.table(columns), "state/address_state")
 

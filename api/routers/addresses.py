@@ -152,7 +152,7 @@ async def lookup(request: Request, format: str | None = None, snap: Snapshot = D
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(422, "invalid_body", "the body is not JSON",
-                       what_to_do='send {"addresses": ["1…", "bc1…"]} with Content-Type: application/json') from None
+                       what_to_do='send {"addresses": ["1…", "bc1…"]} as application/json') from None
     addresses = body.get("addresses") if isinstance(body, dict) else None
     if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
         raise ApiError(422, "invalid_body", 'the body must be {"addresses": [<string>, …]}',

@@ -35,7 +35,8 @@ def _report(snap: Snapshot, version: str) -> str | None:
 def model(snap: Snapshot = Depends(snapshot_for)):
     champion = snap.model_metadata(snap.meta["model_version"])
     if champion is None:
-        raise ApiError(404, "not_found", f"the snapshot of {snap.day} holds no metadata of {snap.meta['model_version']}",
+        raise ApiError(404, "not_found",
+                       f"the snapshot of {snap.day} holds no metadata of {snap.meta['model_version']}",
                        what_to_do="re-publish the day's snapshot")
     challenger = snap.model_metadata(snap.meta.get("challenger_version"))
     against = (challenger or {}).get("champion") or {}

@@ -17,7 +17,8 @@ def keyed(served):
     running.stop()
 
 
-@pytest.mark.parametrize("path", ["/v1/pools", "/v1/model", "/v1/candidates", "/v1/addresses/1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"])
+@pytest.mark.parametrize("path", ["/v1/pools", "/v1/model", "/v1/candidates",
+                                  "/v1/addresses/1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"])
 def test_without_a_key_401_with_a_wrong_one_403(keyed, path):
     with keyed.client() as c:
         missing = c.get(path)

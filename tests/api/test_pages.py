@@ -16,7 +16,8 @@ from tests.conftest import PROJECT_ROOT
 IMG = PROJECT_ROOT / "docs" / "img"
 BROWSER = next((b for b in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "",
                             shutil.which("google-chrome") or "") if b and shutil.which(b)), None)
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no Chromium: apt-get install -y chromium (scripts/e2e.sh does)")
+pytestmark = pytest.mark.skipif(BROWSER is None,
+                                reason="no Chromium: apt-get install -y chromium (scripts/e2e.sh does)")
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from pathlib import Path
 from pool_classifier import datasets
 from pool_classifier.io import atomic, doc_index, versioned
 from pool_classifier.model import registry
-from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS
 from pool_classifier.targets import Target, current_target
 
 TASK_ID = "publish_serving"
@@ -146,7 +146,7 @@ def build_snapshot(target: Target, ds: str, out: Path) -> dict:
             SELECT s.address, s.score, s.label, s.known_pool, s.model_version,
                    CAST(s.logical_date AS DATE) AS day, {contrib} AS contributions
             FROM {src.format(_sql_list(scores))} s""")
-        con.execute(f"""
+        con.execute("""
             CREATE TABLE history AS
             SELECT address, day, score, label, model_version FROM all_scores ORDER BY address, day""")
         con.execute(f"""
