@@ -126,3 +126,26 @@ def test_before_any_publish_it_is_not_ready_and_says_what_to_run(tmp_path):
             assert c.get(f"/v1/addresses/{truth.addresses[0]}").status_code == 200
     finally:
         server.stop()
+
+
+def test_a_snapshot_on_an_object_store_is_copied_locally_and_served(served, tmp_path):
+    """gs:// (here the project's object-store double): the API copies the version the pointer names
+    to its cache folder, then serves it like a local one."""
+    from api.store import SnapshotStore
+
+    bucket, truth = served
+    local = datasets.Bucket(bucket)
+    store_fs = versioned.ObjectStoreFS(tmp_path / "objects")
+    remote = datasets.Bucket(store_fs.uri("bucket-root"))
+    folder = versioned.resolve(atomic.FS, datasets.serving_dir(local, DAYS[-1]))[0]
+    version = folder.rsplit("/", 1)[-1]
+    for file in versioned.data_files(atomic.FS, datasets.serving_dir(local, DAYS[-1]), suffix=None):
+        rel = file[len(folder) + 1:]
+        store_fs.write_bytes(f"{datasets.serving_dir(remote, DAYS[-1])}/{version}/{rel}", atomic.FS.read_bytes(file))
+    versioned.switch(store_fs, datasets.serving_root(remote), [f"dt={DAYS[-1]}/{version}"],
+                     meta={"ds": DAYS[-1], "version": version[2:]})
+    store = SnapshotStore(remote.bucket, fs=store_fs, cache_dir=str(tmp_path / "cache"))
+    assert store.refresh() and store.current.day == DAYS[-1]
+    assert store.current.folder.startswith(str(tmp_path / "cache"))
+    address = truth.addresses[0]
+    assert store.current.addresses([address])[address]["score"] == pytest.approx(truth.scores[(address, DAYS[-1])])
