@@ -72,7 +72,7 @@ _DOCS_SQL = """
 
 def _export_docs(con, folder: Path) -> int:
     """The docs table as the snapshot's document index (io/doc_index.py); returns its size."""
-    table = con.execute("SELECT address, doc FROM docs").to_arrow_table()
+    table = con.sql("SELECT address, doc FROM docs").to_arrow_table()
     return doc_index.write(folder, table.column("address").to_pylist(), table.column("doc"))
 
 
