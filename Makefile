@@ -18,8 +18,10 @@ run: setup
 ## dags test` end to end), then the end-to-end check through Airflow's scheduler, REST API and UI.
 test: unit e2e
 
-## pytest only (the reliability scenarios included: they play in background lanes meanwhile).
+## pytest only (the reliability scenarios included: they play in background lanes meanwhile);
+## Chromium first when it can be installed (the API's page tests; they skip without it).
 unit: setup
+	@scripts/ensure_chromium.sh --optional
 	@$(PY) -m pytest
 
 ## The reliability scenarios alone: re-running days, a shuffled 7-day backfill, a SIGKILL while

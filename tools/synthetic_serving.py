@@ -4,7 +4,9 @@ address_labels,block_pools}`, `state/address_state` (each a versioned location, 
 publish them), and the model registry (`models/<version>/metadata.json`, `report.md`, a plot,
 `champion.json`). Seeded and fast (numpy, pyarrow): the API's tests build a small one in seconds,
 the API benchmark a million addresses. Column names and types equal a real run's (checked by
-tests/api/test_fixture_schema.py against tests/api/real_schema.json, captured from `make run`).
+tests/api/test_fixture_schema.py against tests/api/real_schema.json, captured from `make run`:
+
+    python -m tools.synthetic_serving capture-schema data/bucket 2024-03-02 > tests/api/real_schema.json).
 
 What it writes, so tests can predict answers (`Truth` returns it):
 * address i is P2PKH, P2WPKH, P2TR or P2SH by i % 10 (0-4, 5-7, 8, 9), from a seeded hash;
@@ -303,3 +305,31 @@ def _write_registry(where, days: list[str], seed: int, truth: Truth) -> None:
         _write_model(where, truth.challenger, days[1], False, champion, seed + 1)
     promotions = [{"version": champion, "trained_for": days[0], "reason": "first champion", "pr_auc": 0.9}]
     atomic.write_text_atomically(datasets.champion_file(where), json.dumps({"promotions": promotions}, indent=2))
+
+
+# ---------------------------------------------------------------- the real run's schemas
+
+
+def capture_schema(bucket: str, ds: str) -> dict[str, list[list[str]]]:
+    """The Parquet schema (name, Arrow type) of every dataset above, as the pipeline wrote it for `ds`."""
+    where = datasets.Bucket(bucket)
+    locations = {
+        "predictions/address_scores": datasets.predictions_dir(where, ds),
+        "predictions/address_profiles": datasets.profiles_dir(where, ds),
+        **{f"features/{t}": datasets.features_dir(where, t, ds) for t in ("address_features", "address_labels",
+                                                                           "block_pools")},
+        "state/address_state": datasets.state_dir(where, "address_state", ds),
+    }
+    out = {}
+    for name, location in sorted(locations.items()):
+        schema = pq.read_schema(atomic.files_or_fail(location, name)[0])
+        out[name] = [[n, str(schema.field(n).type)] for n in schema.names]
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 4 or sys.argv[1] != "capture-schema":
+        sys.exit("usage: python -m tools.synthetic_serving capture-schema <bucket> <day>")
+    print(json.dumps(capture_schema(sys.argv[2], sys.argv[3]), indent=1))

@@ -234,3 +234,25 @@ def test_a_bech32_address_in_upper_case_is_found_as_the_data_spells_it(client, s
     assert looked["results"][0]["status"] == "found" and looked["results"][0]["address"] == address
     taproot = client.get(f"/v1/addresses/{truth.addresses[8]}").json()
     assert taproot["address_kinds"] == ["P2TR address"]
+
+
+def test_as_of_answers_every_resource_as_of_that_day(client, served):
+    pools = client.get("/v1/pools", params={"as_of": DAYS[0]}).json()
+    assert pools["lineage"]["snapshot_day"] == DAYS[0]
+    assert {d["day"] for p in pools["pools"] for d in p["days"]} == {DAYS[0]}
+    assert sum(p["blocks"] for p in pools["pools"]) == 144
+    candidates = client.get("/v1/candidates", params={"as_of": DAYS[1], "limit": 1000}).json()
+    assert candidates["lineage"]["snapshot_day"] == DAYS[1]
+    assert all(c["scored_day"] <= DAYS[1] for c in candidates["candidates"])
+    model = client.get("/v1/model", params={"as_of": DAYS[0]}).json()
+    assert model["challenger"] is None and model["comparison"] is None  # no challenger trained yet on day 1
+
+
+@pytest.mark.parametrize("text", ["' OR '1'='1", "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa' OR 1=1 --",
+                                  "x'); DROP TABLE scores; --"])
+def test_sql_in_an_address_is_only_a_string(client, served, text):
+    assert client.get(f"/v1/addresses/{text}").status_code == 422
+    r = client.post("/v1/addresses:lookup", json={"addresses": [text, served[1].addresses[0]]})
+    assert [i["status"] for i in r.json()["results"]] == ["invalid", "found"]
+    assert client.get("/v1/candidates", params={"min_score": text}).status_code == 422
+    assert client.get("/v1/candidates").json()["total"] > 0  # the tables are all there
