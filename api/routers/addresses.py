@@ -54,7 +54,7 @@ def _contributions(raw) -> list[dict]:
 
 def _answer(snap: Snapshot, checked: checks.Address, row: dict) -> dict:
     scored = row.get("score") is not None
-    threshold = snap.meta["threshold"]
+    threshold = snap.meta["thresholds"].get(row.get("model_version"), snap.meta["threshold"])
     return {
         "address": checked.text,
         "address_kinds": list(checked.kinds),

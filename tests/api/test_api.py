@@ -256,3 +256,19 @@ def test_sql_in_an_address_is_only_a_string(client, served, text):
     assert [i["status"] for i in r.json()["results"]] == ["invalid", "found"]
     assert client.get("/v1/candidates", params={"min_score": text}).status_code == 422
     assert client.get("/v1/candidates").json()["total"] > 0  # the tables are all there
+
+
+def test_the_decision_is_at_the_threshold_of_the_model_that_scored_the_address(client, server, served):
+    _, truth = served
+    meta = server.store.current.meta
+    assert meta["thresholds"] == {truth.champion: 0.5}
+    address = next(a for a in truth.addresses if 0.6 < truth.scores.get((a, DAYS[-1]), 0) < 0.95)
+    saved = dict(meta["thresholds"])
+    try:
+        meta["thresholds"][truth.champion] = 0.99  # as if an older champion with a stricter threshold scored it
+        body = client.get(f"/v1/addresses/{address}").json()
+        assert body["decision"] == {"is_pool": False, "threshold": 0.99}
+    finally:
+        meta["thresholds"].clear()
+        meta["thresholds"].update(saved)
+    assert client.get(f"/v1/addresses/{address}").json()["decision"] == {"is_pool": True, "threshold": 0.5}

@@ -232,6 +232,10 @@ def build_snapshot(target: Target, ds: str, out: Path) -> dict:
         top = con.execute("SELECT block_number, block_timestamp FROM block_pools "
                           "ORDER BY block_number DESC LIMIT 1").fetchone()
         champion_meta = _copy_model(target, champion, out.parent)
+        # An address keeps the score of the day it was last active, maybe by an older champion:
+        # its decision is at the threshold of the model that scored it.
+        scored_by = [v for v, in con.execute("SELECT DISTINCT model_version FROM scores ORDER BY 1").fetchall()]
+        thresholds = {v: _threshold(registry.read_metadata(target, v)) for v in scored_by}
         challenger = _challenger(target, ds, champion)
         if challenger:
             _copy_model(target, challenger, out.parent)
@@ -243,6 +247,7 @@ def build_snapshot(target: Target, ds: str, out: Path) -> dict:
             "model_version": champion,
             "challenger_version": challenger,
             "threshold": _threshold(champion_meta),
+            "thresholds": thresholds,
             "pools_sha256": pools_sha256(),
             "watermark": {"block_number": top[0] if top else None,
                           "block_time": top[1].isoformat() + "+00:00" if top else None},
