@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, the store as a dependency, the API key, and errors as JSON.
+"""The FastAPI application: routers, the snapshot to answer from (`snapshot_for`, over the store
+the app is given), the API key, and errors as JSON.
 
 `create_app(settings, store)` builds it; tests hand it a store over their own bucket. Every
 error is a `Problem` (what was wrong, what to do), never a stack trace: validation errors are
@@ -7,6 +8,7 @@ an incident id and answered 500 with that id and no stack trace (the fuzz test l
 """
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import logging
 import uuid
@@ -84,8 +86,6 @@ async def snapshot_for(request: Request,
                        what_to_do="publish one: python -m pool_classifier.steps.publish_serving --ds <day>")
     if as_of is None:
         return current
-    import datetime as dt
-
     try:
         dt.date.fromisoformat(as_of)
     except ValueError:
@@ -131,8 +131,8 @@ def _document_the_key(app: FastAPI) -> None:
 class Guard:
     """Outermost of the app's own layers (pure ASGI: no per-request task, unlike @app.middleware):
     checks the API key of /v1/ requests (401, 403), refuses a declared body over MAX_BODY_BYTES
-    (413), and answers an unexpected exception with a
-    Problem and an incident id in the log, never a stack trace."""
+    (413), and answers an unexpected exception with a Problem and an incident id in the log,
+    never a stack trace."""
 
     def __init__(self, app, settings: Settings):
         self.app = app

@@ -1,8 +1,9 @@
 """The serving store: the snapshot in force, resolved from its pointer, and the queries the routes ask.
 
 `SnapshotStore` reads `serving/_current.json` (written last by `steps/publish_serving.py`, see
-`io/versioned.py`), opens the snapshot it names (one DuckDB file, read-only, an index on the
-address) and polls the pointer every few seconds: a new day is picked up without a restart. A
+`io/versioned.py`), opens the snapshot it names (a DuckDB file, read-only, for history, pools,
+candidates; the memory-mapped document index of `io/doc_index.py` for the address lookups) and
+polls the pointer every few seconds: a new day is picked up without a restart. A
 new snapshot replaces the old one only once it opened and answered its checks; if it fails,
 the previous one keeps serving and `last_error` says why (shown by /readyz). A request takes
 `store.current` once and asks that one `Snapshot` everything, so it never mixes two days.
@@ -98,6 +99,8 @@ class Snapshot:
             con.close()
             raise SnapshotError(f"the document index of {folder} cannot be read ({exc})") from None
         if len(docs) != meta["figures"]["documents"]:
+            docs.close()
+            con.close()
             raise SnapshotError(f"the document index of {folder} holds {len(docs)} documents; its meta says "
                                 f"{meta['figures']['documents']}")
         return cls(meta["ds"], version, folder, meta, con, docs)

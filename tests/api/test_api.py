@@ -206,6 +206,11 @@ def test_the_openapi_schema_documents_the_versioned_paths(client):
     assert {"/v1/addresses/{address}", "/v1/addresses:lookup", "/v1/pools", "/v1/pools/{pool_id}",
             "/v1/candidates", "/v1/model", "/healthz", "/readyz"} <= set(spec["paths"])
     assert "AddressScore" in spec["components"]["schemas"]
+    assert spec["components"]["securitySchemes"]["ApiKey"] == {
+        "type": "apiKey", "in": "header", "name": "X-API-Key",
+        "description": "Required when the deployment sets POOL_API_KEY (the gcp target)"}
+    assert spec["paths"]["/v1/pools"]["get"]["security"] == [{"ApiKey": []}]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
     assert client.get("/docs").status_code == 200
 
 
