@@ -265,6 +265,8 @@ def test_sql_in_an_address_is_only_a_string(client, served, text):
 
 def test_the_decision_is_at_the_threshold_of_the_model_that_scored_the_address(client, server, served):
     _, truth = served
+    if server.store is None:
+        pytest.skip("changes the meta of the server's snapshot in place: needs the server in this process")
     meta = server.store.current.meta
     assert meta["thresholds"] == {truth.champion: 0.5}
     address = next(a for a in truth.addresses if 0.6 < truth.scores.get((a, DAYS[-1]), 0) < 0.95)
