@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export TZ := UTC
 
-.PHONY: setup run test unit reliability e2e airflow bench deploy-composer requirements clean
+.PHONY: setup run test unit reliability e2e airflow bench serve bench-api deploy-composer requirements clean
 
 setup:
 	@scripts/setup.sh
@@ -18,8 +18,10 @@ run: setup
 ## dags test` end to end), then the end-to-end check through Airflow's scheduler, REST API and UI.
 test: unit e2e
 
-## pytest only (the reliability scenarios included: they play in background lanes meanwhile).
+## pytest only (the reliability scenarios included: they play in background lanes meanwhile);
+## Chromium first when it can be installed (the API's page tests; they skip without it).
 unit: setup
+	@scripts/ensure_chromium.sh --optional
 	@$(PY) -m pytest
 
 ## The reliability scenarios alone: re-running days, a shuffled 7-day backfill, a SIGKILL while
@@ -41,6 +43,16 @@ airflow: setup
 bench: setup
 	@$(PY) bench/bench_features.py
 	@$(PY) bench/bench_model.py
+
+## The prediction API and its pages on http://127.0.0.1:8000 (PORT overrides), over the serving
+## snapshots of every day `make run` scored (publish_serving builds the missing ones first).
+serve: setup
+	@scripts/serve.sh
+
+## Benchmark of the API (not a test): 1 M addresses, lookups at 32 clients against /healthz, batches
+## of 1,000, the snapshot switch under load; appends to bench/api_results.md.
+bench-api: setup
+	@$(PY) bench/bench_api.py
 
 ## Deploy to Cloud Composer 3 (docs/gcp.md). `make deploy-composer ARGS=--dry-run` prints
 ## every command without running any.

@@ -345,3 +345,27 @@ def dataset(name: str) -> Dataset:
     if name not in DATASETS:
         raise KeyError(f"no dataset {name!r}; known: {sorted(DATASETS)}")
     return DATASETS[name]
+
+
+# ---------------------------------------------------------------- the serving snapshots (the API)
+
+# One DuckDB file per day's snapshot: the latest score of every address scored up to the day,
+# with its labels, profile, features and history (written by steps/publish_serving.py).
+SERVING_FILE = "snapshot.duckdb"
+
+
+def serving_root(where: HasBucket) -> str:
+    """Parent of every day's serving snapshot; its own pointer names the newest day's version
+    (what the API serves by default)."""
+    return f"{where.bucket}/serving"
+
+
+def serving_dir(where: HasBucket, ds: str) -> str:
+    """The serving snapshot of day `ds` (a versioned location: `v=<id>/snapshot.duckdb`)."""
+    return f"{serving_root(where)}/dt={ds}"
+
+
+def scored_days(where: HasBucket, until: str) -> list[str]:
+    """The days ≤ `until` with a predictions folder (local folders), oldest first."""
+    root = Path(predictions_root(where)) / "address_scores"
+    return sorted(p.name[3:] for p in root.glob("dt=*") if p.name[3:] <= until)

@@ -98,3 +98,19 @@ def test_parsing_the_dag_imports_no_engine(target_name):
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     allowed = {"pandas", "numpy", "pyarrow"} if target_name == "gcp" else set()
     assert set(loaded) - allowed == set(), f"parsing the DAG on {target_name} imported {loaded}"
+
+
+def test_the_api_imports_neither_airflow_nor_pyspark():
+    """The prediction API (api/) deploys apart from Composer: no Airflow, no Spark, and of the
+    pipeline only what it reads (datasets, the versioned pointers, the document index)."""
+    files = sorted((PROJECT_ROOT / "api").rglob("*.py"))
+    assert len(files) >= 8
+    for path in files:
+        imported = _imports(path)
+        assert not imported & {"airflow", "pyspark", "sklearn", "tools"}, f"{path.name} imports {imported}"
+    code = ("import sys, api.app, api.store, api.routers.addresses, api.routers.pools, api.routers.model; "
+            "print(sorted(m for m in ('airflow', 'pyspark', 'sklearn', 'joblib') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": f"{PROJECT_ROOT / 'plugins'}:{PROJECT_ROOT}"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,1 @@
+"""One router per resource: addresses, pools, model; health; the pages."""

@@ -1,0 +1,197 @@
+"""The API's response and request bodies: Pydantic models, so the OpenAPI schema (/docs,
+/openapi.json) is the documentation of every field."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+MAX_BATCH = 1_000
+
+
+class Problem(BaseModel):
+    """Every error: what was wrong, what kind of input it was, what to do."""
+
+    error: str = Field(description="A short name: malformed_address, not_mainnet, not_found, too_many, …")
+    detail: str = Field(description="What was wrong, in a sentence")
+    kind: str | None = Field(None, description="What the input is instead (testnet, private_key, transaction_id, …)")
+    what_to_do: str | None = None
+
+
+class Watermark(BaseModel):
+    block_number: int | None = Field(description="The last block of the data (block_pools)")
+    block_time: str | None = Field(description="Its time, UTC")
+
+
+class Lineage(BaseModel):
+    """Where an answer comes from."""
+
+    snapshot_day: str = Field(description="The day of the serving snapshot that answered")
+    snapshot_version: str = Field(description="Its immutable version (serving/dt=<day>/v=<version>/)")
+    data_since: str = Field(description="The first scored day of the data")
+    pools_sha256: str = Field(description="sha256 of include/pools/pools-v2.json, which labelled the blocks")
+    watermark: Watermark
+
+
+class KnownPool(BaseModel):
+    pool_id: int
+    pool_name: str | None
+    label_source: str | None = Field(description="How it was labelled: coinbases (≥ N coinbase outputs) or pool_list")
+    coinbase_outputs: int | None = Field(description="Coinbase outputs of the pool's blocks paying it, up to the day")
+
+
+class Profile(BaseModel):
+    profile: int | None = Field(description="The k-means cluster of the model version")
+    anomaly_score: float | None = Field(description="Isolation forest score; higher = more unusual")
+    is_anomaly: bool | None
+
+
+class Contribution(BaseModel):
+    feature: str
+    value: float
+
+
+class Decision(BaseModel):
+    is_pool: bool = Field(description="score ≥ threshold")
+    threshold: float = Field(description="The model's threshold (metadata.json metrics.threshold)")
+
+
+class AddressScore(BaseModel):
+    """The latest score of an address up to the snapshot's day, and what explains it."""
+
+    address: str
+    address_kinds: list[str] = Field(description="The kind of each comma-joined part (P2PKH, P2WPKH, P2TR, …)")
+    scored: bool = Field(description="False for a pool address that only coinbases paid (no features: not scored)")
+    score: float | None = Field(None, description="Probability that it is a mining-pool address")
+    decision: Decision | None = None
+    known_pool: bool = Field(description="Labelled a pool address (coinbases or the pools list)")
+    pools: list[KnownPool] = Field(description="The pools it is labelled for, and how")
+    profile: Profile | None = None
+    contributions: list[Contribution] = Field(
+        default_factory=list, description="Top feature contributions to the score; empty when the snapshot has none")
+    features: dict[str, float | int | None] = Field(description="The feature values it was scored on")
+    first_seen: str | None = Field(None, description="First ordinary transaction, UTC")
+    last_seen: str | None = Field(None, description="Last ordinary transaction up to the day, UTC")
+    first_flagged: str | None = Field(None, description="First day its score reached the threshold")
+    scored_day: str | None = Field(None, description="The day it was last scored (last active)")
+    model_version: str | None = Field(None, description="The model that scored it")
+    lineage: Lineage
+
+
+class LookupRequest(BaseModel):
+    addresses: list[str] = Field(description=f"At most {MAX_BATCH} address keys")
+
+
+class LookupItem(BaseModel):
+    address: str
+    status: Literal["found", "not_found", "invalid"]
+    result: AddressScore | None = None
+    problem: Problem | None = None
+
+
+class LookupResponse(BaseModel):
+    snapshot_day: str
+    model_version: str
+    found: int
+    results: list[LookupItem]
+
+
+class HistoryPoint(BaseModel):
+    day: str
+    score: float
+    label: bool
+    model_version: str
+
+
+class AddressHistory(BaseModel):
+    address: str
+    history: list[HistoryPoint]
+    lineage: Lineage
+
+
+class PoolDay(BaseModel):
+    day: str
+    blocks: int
+    share: float = Field(description="Share of the day's blocks")
+
+
+class Pool(BaseModel):
+    pool_id: int = Field(description="The pools list's id; -1 for blocks no pool was found for")
+    pool_name: str | None
+    blocks: int = Field(description="Blocks mined over the data's days")
+    labelled_addresses: int = Field(description="Addresses labelled for the pool up to the day")
+    predicted_addresses: int = Field(description="Of those, how many the model scores at or above its threshold")
+    days: list[PoolDay]
+
+
+class PoolAddress(BaseModel):
+    address: str
+    label_source: str | None
+    coinbase_outputs: int | None
+    score: float | None
+    is_pool: bool | None
+    scored_day: str | None
+
+
+class PoolDetail(Pool):
+    addresses: list[PoolAddress]
+
+
+class PoolsResponse(BaseModel):
+    pools: list[Pool]
+    unattributed_predicted: int = Field(description="Addresses the model flags that no label explains (candidates)")
+    lineage: Lineage
+
+
+class Candidate(BaseModel):
+    address: str
+    score: float
+    first_flagged: str | None = Field(description="First day its score reached the threshold")
+    scored_day: str
+    model_version: str
+    profile: int | None
+    anomaly_score: float | None
+    is_anomaly: bool | None
+
+
+class CandidatesResponse(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    candidates: list[Candidate]
+    lineage: Lineage
+
+
+class ModelSummary(BaseModel):
+    version: str
+    trained_for: str | None
+    estimator: str | None
+    threshold: float | None
+    metrics: dict
+    promotion: dict | None
+    data: dict | None
+    plots: list[str] = Field(description="URLs of the report's plots")
+
+
+class Comparison(BaseModel):
+    """The champion and the challenger on the same evaluation rows (neither trained on them)."""
+
+    champion: dict
+    challenger: dict
+
+
+class ModelResponse(BaseModel):
+    champion: ModelSummary
+    challenger: ModelSummary | None = Field(description="The latest training run's version, when not the champion")
+    comparison: Comparison | None = Field(None, description="Both on the challenger's evaluation rows")
+    report_markdown: str | None
+    lineage: Lineage
+
+
+class Ready(BaseModel):
+    ready: bool
+    snapshot_day: str | None = None
+    snapshot_version: str | None = None
+    model_version: str | None = None
+    switches: int = 0
+    last_error: str | None = None

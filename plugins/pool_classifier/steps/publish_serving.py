@@ -1,0 +1,309 @@
+"""publish_serving: the serving snapshot of a day, what the prediction API (`api/`) reads.
+
+A day's snapshot is one DuckDB file holding, for every address scored on that day or any day
+before it, its latest score (with the decision, the model version and the day it was scored),
+its profile and anomaly score, its features as of that day, its first and last seen times
+(the state), the first day it was flagged, and its score on each day; plus the pool labels of
+the day, every block's pool up to the day, the per-pool and per-day figures, the candidates
+(flagged, no label explains them), and the champion's and the latest challenger's metadata and
+report files. It is built from the bucket's day folders with DuckDB alone (no Spark).
+
+Published with the project's versioned mechanism (`io/versioned.py`): the day's file is written
+into a new immutable version of `serving/dt=<ds>/` whose pointer is written last, then the
+pointer of `serving/` itself is switched to that version when the day is the newest one (a
+backfill of an older day does not move the API back). A reader resolves `serving/_current.json`
+and sees the previous complete snapshot or the new one, never a part of one.
+
+Not wired into the DAG yet (the DAG's owner adds it at merge):
+
+    python -m pool_classifier.steps.publish_serving --ds 2024-03-02   # every scored day ≤ ds
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from pool_classifier import datasets
+from pool_classifier.io import atomic, doc_index, versioned
+from pool_classifier.model import registry
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS
+from pool_classifier.targets import Target, current_target
+
+TASK_ID = "publish_serving"
+# The snapshot's layout; the API refuses a snapshot of another layout by name.
+SNAPSHOT_LAYOUT = "3"
+# An optional column of the scoring batch (another engineer adds it): the top contributions of
+# the features to the score, as a list of {feature, value} structs or a JSON string.
+CONTRIBUTIONS_COLUMN = "top_contributions"
+# The files of a model version the API shows (metadata, the report and its plots).
+MODEL_FILES = ("metadata.json", "report.md")
+
+
+# Satoshi sums, exact DECIMAL(38,0) in the features: integers in the documents (int64 holds any
+# real sum; one beyond it would be null rather than rounded).
+_EXACT_FEATURES = frozenset({"total_tx_output_value", "total_tx_input_value"})
+# One JSON document per address (scored, or labelled only): what a lookup returns. The documents
+# are exported beside the DuckDB file as a document index (io/doc_index.py: a lookup is a binary
+# search and a slice of a memory map, ~10 µs, where DuckDB's point query costs ~0.5 ms on 1 M
+# addresses, the API's whole budget for a lookup).
+# Feature values are a list in the order of meta["features"], the names once in the meta.
+_DOCS_SQL = """
+    CREATE TEMP TABLE docs AS
+    WITH pools AS (
+        SELECT address, list(struct_pack(pool_id, pool_name, label_source, coinbase_outputs) ORDER BY pool_id) AS pools
+        FROM labels GROUP BY address)
+    SELECT coalesce(s.address, p.address) AS address, CAST(to_json(struct_pack(
+        address := coalesce(s.address, p.address),
+        score := s.score, model_version := s.model_version, scored_day := CAST(s.scored_day AS VARCHAR),
+        profile := s.profile, anomaly_score := s.anomaly_score, is_anomaly := s.is_anomaly,
+        first_flagged := CAST(s.first_flagged AS VARCHAR),
+        first_seen := strftime(s.first_seen, '%Y-%m-%dT%H:%M:%SZ'),
+        last_seen := strftime(s.last_seen, '%Y-%m-%dT%H:%M:%SZ'),
+        contributions := json(s.contributions),
+        feature_values := CASE WHEN s.address IS NOT NULL THEN [{features}] END,
+        pools := p.pools)) AS VARCHAR) AS doc
+    FROM latest_scored s FULL OUTER JOIN pools p ON s.address = p.address"""
+
+
+def _export_docs(con, folder: Path) -> int:
+    """The docs table as the snapshot's document index (io/doc_index.py); returns its size."""
+    table = con.sql("SELECT address, doc FROM docs").to_arrow_table()
+    return doc_index.write(folder, table.column("address").to_pylist(), table.column("doc"))
+
+
+def _sql_list(files: list[str]) -> str:
+    """A DuckDB list literal of file paths (paths come from pointers, quoted, never user input)."""
+    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+
+
+def _day_files(location: str, what: str) -> list[str]:
+    return atomic.files_or_fail(location, what)
+
+
+def pools_sha256() -> str:
+    """sha256 of include/pools/pools-v2.json: which pools list labelled the blocks."""
+    return hashlib.sha256(datasets.POOLS_FILE.read_bytes()).hexdigest()
+
+
+def _threshold(metadata: dict) -> float:
+    return float(metadata.get("metrics", {}).get("threshold", metadata.get("threshold", 0.5)))
+
+
+def _copy_model(target: Target, version: str, folder: Path) -> dict:
+    """Copy a version's metadata, report and plots into the snapshot; returns its metadata."""
+    source = Path(datasets.model_dir(target, version))
+    out = folder / "models" / version
+    out.mkdir(parents=True, exist_ok=True)
+    for file in [*(source / name for name in MODEL_FILES), *sorted(source.glob("*.png"))]:
+        if file.exists():
+            shutil.copyfile(file, out / file.name)
+    return json.loads((source / registry.METADATA_FILE).read_text())
+
+
+def _challenger(target: Target, ds: str, champion: str) -> str | None:
+    """The version of the latest training run on a day ≤ ds, when it is not the champion."""
+    root = Path(datasets.models_root(target))
+    days = sorted({m.parent.name[-10:] for m in root.glob("*-????-??-??/metadata.json")
+                   if not m.parent.name.startswith(".") and m.parent.name[-10:] <= ds})
+    latest = registry.trained_version(target, days[-1]) if days else None
+    return latest if latest and latest != champion else None
+
+
+def build_snapshot(target: Target, ds: str, out: Path) -> dict:
+    """Write the snapshot of day `ds` as the DuckDB file `out`; returns its figures."""
+    import duckdb
+
+    days = [d for d in datasets.scored_days(target, ds) if atomic.exists(datasets.predictions_dir(target, d))]
+    if not days or days[-1] != ds:
+        raise FileNotFoundError(f"publish_serving {ds}: no predictions in force for {ds} at "
+                                f"{datasets.predictions_dir(target, ds)}; run score_addresses for the day first.")
+    scores = [f for d in days for f in _day_files(datasets.predictions_dir(target, d), f"scores of {d}")]
+    profiles = [f for d in days for f in _day_files(datasets.profiles_dir(target, d), f"profiles of {d}")]
+    features = [f for d in days for f in
+                _day_files(datasets.features_dir(target, "address_features", d), f"features of {d}")]
+    blocks = [f for d in days for f in
+              _day_files(datasets.features_dir(target, "block_pools", d), f"block pools of {d}")]
+    labels = _day_files(datasets.features_dir(target, "address_labels", ds), f"labels of {ds}")
+    state = _day_files(datasets.state_dir(target, "address_state", ds), f"address state of {ds}")
+
+    champion = registry.champion_version(target, ds)
+    started = time.monotonic()
+    with duckdb.connect(str(out)) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET threads = 2")
+        src = "read_parquet({}, hive_partitioning = false, union_by_name = true)"
+        has_contrib = CONTRIBUTIONS_COLUMN in [
+            r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src.format(_sql_list(scores))}").fetchall()]
+        contrib = f"CAST(to_json(s.{CONTRIBUTIONS_COLUMN}) AS VARCHAR)" if has_contrib else "CAST(NULL AS VARCHAR)"
+        feature_cols = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS)
+        con.execute(f"""
+            CREATE TEMP TABLE all_scores AS
+            SELECT s.address, s.score, s.label, s.known_pool, s.model_version,
+                   CAST(s.logical_date AS DATE) AS day, {contrib} AS contributions
+            FROM {src.format(_sql_list(scores))} s""")
+        con.execute("""
+            CREATE TABLE history AS
+            SELECT address, day, score, label, model_version FROM all_scores ORDER BY address, day""")
+        con.execute(f"""
+            CREATE TEMP TABLE latest_scored AS
+            WITH latest AS (
+                SELECT * FROM all_scores QUALIFY row_number() OVER (PARTITION BY address ORDER BY day DESC) = 1),
+            flagged AS (SELECT address, min(day) AS first_flagged FROM all_scores WHERE label GROUP BY address),
+            prof AS (
+                SELECT address, profile, anomaly_score, is_anomaly, CAST(logical_date AS DATE) AS day
+                FROM {src.format(_sql_list(profiles))}),
+            feat AS (
+                SELECT f.address, CAST(regexp_extract(f.filename, 'dt=([0-9-]+)', 1) AS DATE) AS day, {feature_cols}
+                FROM read_parquet({_sql_list(features)}, hive_partitioning = false, filename = true) f),
+            st AS (
+                SELECT address,
+                       to_timestamp(least(out_first_time, in_first_time)) AS first_seen,
+                       to_timestamp(greatest(out_last_time, in_last_time)) AS last_seen
+                FROM read_parquet({_sql_list(state)}, hive_partitioning = false))
+            SELECT l.address, l.score, l.label, l.known_pool, l.model_version, l.day AS scored_day,
+                   p.profile, p.anomaly_score, p.is_anomaly, fl.first_flagged, st.first_seen, st.last_seen,
+                   l.contributions, {", ".join(f"feat.{c}" for c in FEATURE_COLUMNS)}
+            FROM latest l
+            LEFT JOIN prof p ON p.address = l.address AND p.day = l.day
+            LEFT JOIN feat ON feat.address = l.address AND feat.day = l.day
+            LEFT JOIN flagged fl ON fl.address = l.address
+            LEFT JOIN st ON st.address = l.address
+            ORDER BY l.address""")
+        con.execute("""
+            CREATE TABLE scores AS
+            SELECT address, score, label, known_pool, model_version, scored_day, profile, anomaly_score, is_anomaly,
+                   first_flagged, first_seen, last_seen
+            FROM latest_scored ORDER BY address""")
+        con.execute(f"""
+            CREATE TABLE labels AS
+            SELECT address, pool_id, pool_name, coinbase_outputs, label_source
+            FROM read_parquet({_sql_list(labels)}, hive_partitioning = false) ORDER BY address, pool_id""")
+        con.execute(_DOCS_SQL.format(features=", ".join(
+            f"to_json(TRY_CAST(s.{c} AS BIGINT))" if c in _EXACT_FEATURES else f"to_json(s.{c})"
+            for c in FEATURE_COLUMNS)))
+        documents = _export_docs(con, out.parent)
+        con.execute("DROP TABLE docs")
+        con.execute("DROP TABLE latest_scored")
+        con.execute(f"""
+            CREATE TABLE block_pools AS
+            SELECT block_number, block_hash, block_timestamp, pool_id, pool_name, matched_by
+            FROM read_parquet({_sql_list(blocks)}, hive_partitioning = false) ORDER BY block_number""")
+        con.execute("""
+            CREATE TABLE pool_days AS
+            WITH d AS (
+                SELECT CAST(block_timestamp AS DATE) AS day, coalesce(pool_id, -1) AS pool_id,
+                       coalesce(pool_name, 'unknown') AS pool_name, count(*) AS blocks
+                FROM block_pools GROUP BY ALL)
+            SELECT day, pool_id, pool_name, blocks, blocks / sum(blocks) OVER (PARTITION BY day) AS share
+            FROM d ORDER BY day, pool_id""")
+        con.execute("""
+            CREATE TABLE pools AS
+            WITH lab AS (
+                SELECT l.pool_id, any_value(l.pool_name) AS pool_name, count(DISTINCT l.address) AS labelled,
+                       count(DISTINCT l.address) FILTER (WHERE s.label) AS labelled_predicted
+                FROM labels l LEFT JOIN scores s USING (address) GROUP BY l.pool_id),
+            blk AS (SELECT pool_id, any_value(pool_name) AS pool_name, sum(blocks) AS blocks,
+                           count(*) AS days_with_blocks FROM pool_days GROUP BY pool_id)
+            SELECT coalesce(blk.pool_id, lab.pool_id) AS pool_id, coalesce(blk.pool_name, lab.pool_name) AS pool_name,
+                   coalesce(blk.blocks, 0) AS blocks, coalesce(lab.labelled, 0) AS labelled,
+                   coalesce(lab.labelled_predicted, 0) AS labelled_predicted
+            FROM blk FULL OUTER JOIN lab ON blk.pool_id = lab.pool_id ORDER BY blocks DESC, pool_id""")
+        con.execute("""
+            CREATE TABLE candidates AS
+            SELECT address, score, first_flagged, scored_day, model_version, profile, anomaly_score, is_anomaly
+            FROM scores WHERE label AND address NOT IN (SELECT address FROM labels)
+            ORDER BY score DESC, address""")
+        con.execute("CREATE INDEX scores_address ON scores (address)")
+        con.execute("CREATE INDEX history_address ON history (address)")
+        con.execute("CREATE INDEX labels_address ON labels (address)")
+        figures = {
+            "addresses": con.execute("SELECT count(*) FROM scores").fetchone()[0],
+            "documents": documents,
+            "history_rows": con.execute("SELECT count(*) FROM history").fetchone()[0],
+            "labels": con.execute("SELECT count(*) FROM labels").fetchone()[0],
+            "candidates": con.execute("SELECT count(*) FROM candidates").fetchone()[0],
+            "blocks": con.execute("SELECT count(*) FROM block_pools").fetchone()[0],
+        }
+        top = con.execute("SELECT block_number, block_timestamp FROM block_pools "
+                          "ORDER BY block_number DESC LIMIT 1").fetchone()
+        champion_meta = _copy_model(target, champion, out.parent)
+        # An address keeps the score of the day it was last active, maybe by an older champion:
+        # its decision is at the threshold of the model that scored it.
+        scored_by = [v for v, in con.execute("SELECT DISTINCT model_version FROM scores ORDER BY 1").fetchall()]
+        thresholds = {v: _threshold(registry.read_metadata(target, v)) for v in scored_by}
+        challenger = _challenger(target, ds, champion)
+        if challenger:
+            _copy_model(target, challenger, out.parent)
+        meta = {
+            "layout": SNAPSHOT_LAYOUT,
+            "ds": ds,
+            "days": days,
+            "first_day": days[0],
+            "model_version": champion,
+            "challenger_version": challenger,
+            "threshold": _threshold(champion_meta),
+            "thresholds": thresholds,
+            "pools_sha256": pools_sha256(),
+            "watermark": {"block_number": top[0] if top else None,
+                          "block_time": top[1].isoformat() + "+00:00" if top else None},
+            "has_contributions": has_contrib,
+            "features": list(FEATURE_COLUMNS),
+            "figures": figures,
+            "built_at": versioned._now_iso(),
+            "build_seconds": round(time.monotonic() - started, 2),
+        }
+        con.execute("CREATE TABLE meta (body VARCHAR)")
+        con.execute("INSERT INTO meta VALUES (?)", [json.dumps(meta, sort_keys=True)])
+        con.execute("CHECKPOINT")
+    return meta
+
+
+def _day_of_root(fs, root: str) -> str | None:
+    try:
+        pointer = versioned.read_pointer(fs, root)
+    except versioned.PointerError:
+        return None
+    return pointer["meta"].get("ds") if pointer else None
+
+
+def publish(target: Target, ds: str) -> dict:
+    """Build and publish day `ds`'s snapshot; point the API at it when it is the newest day."""
+    fs = atomic.FS
+    meta: dict = {}
+    with atomic.write_dir(datasets.serving_dir(target, ds), meta) as folder:
+        meta.update(build_snapshot(target, ds, folder / datasets.SERVING_FILE))
+    pointer = versioned.read_pointer(fs, datasets.serving_dir(target, ds))
+    root = datasets.serving_root(target)
+    newest = _day_of_root(fs, root)
+    switched = newest is None or newest <= ds
+    if switched:
+        versioned.switch(fs, root, [f"dt={ds}/{pointer['paths'][0]}"], meta={"ds": ds, "version": pointer["version"]})
+    return {"ds": ds, "version": pointer["version"], "serving": switched, **meta["figures"],
+            "build_seconds": meta["build_seconds"]}
+
+
+def publish_all(target: Target, until: str) -> list[dict]:
+    """Every scored day ≤ `until` in order, each a snapshot (what the CLI does)."""
+    days = [d for d in datasets.scored_days(target, until) if atomic.exists(datasets.predictions_dir(target, d))]
+    if not days:
+        raise FileNotFoundError(f"publish_serving: no scored day ≤ {until} under "
+                                f"{datasets.predictions_root(target)}; run the DAG (make run) first.")
+    return [publish(target, d) for d in days]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Publish the serving snapshots of every scored day up to --ds.")
+    parser.add_argument("--ds", required=True, help="the last day to publish (YYYY-MM-DD, UTC)")
+    args = parser.parse_args(argv)
+    for summary in publish_all(current_target(), args.ds):
+        print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""publish_serving: what a day's snapshot holds (the latest score of every address scored up to
+the day, not only the day's active ones), its lineage, and how it is published (a versioned day,
+the serving root switched last, a backfill not moving the API back, a failed build publishing
+nothing)."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+import pytest
+
+from pool_classifier import datasets
+from pool_classifier.io import atomic, doc_index, versioned
+from pool_classifier.model.feature_spec import FEATURE_COLUMNS
+from pool_classifier.steps import publish_serving
+from tests.api.conftest import DAYS, build_bucket
+
+
+def _snapshot(bucket: str, ds: str) -> tuple[duckdb.DuckDBPyConnection, dict]:
+    folder = versioned.resolve(atomic.FS, datasets.serving_dir(datasets.Bucket(bucket), ds))[0]
+    con = duckdb.connect(f"{folder}/{datasets.SERVING_FILE}", read_only=True)
+    return con, json.loads(con.execute("SELECT body FROM meta").fetchone()[0])
+
+
+def _latest(truth, ds: str) -> dict[str, tuple[str, float]]:
+    latest = {}
+    for (address, day), score in sorted(truth.scores.items(), key=lambda kv: kv[0][1]):
+        if day <= ds:
+            latest[address] = (day, score)
+    return latest
+
+
+@pytest.mark.parametrize("ds", DAYS)
+def test_a_snapshot_holds_the_latest_score_of_every_address_scored_up_to_its_day(served, ds):
+    bucket, truth = served
+    con, meta = _snapshot(bucket, ds)
+    rows = con.execute("SELECT address, CAST(scored_day AS VARCHAR), score FROM scores").fetchall()
+    expected = _latest(truth, ds)
+    assert {a: (d, pytest.approx(s)) for a, d, s in rows} == expected
+    assert meta["ds"] == ds and meta["days"] == [d for d in DAYS if d <= ds]
+
+
+def test_an_address_active_on_the_first_day_only_is_served_with_that_days_score(served):
+    bucket, truth = served
+    con, _ = _snapshot(bucket, DAYS[-1])
+    address = truth.addresses[3]  # i % 7 == 3: active on the first day only
+    day, score = con.execute("SELECT CAST(scored_day AS VARCHAR), score FROM scores WHERE address = ?",
+                             [address]).fetchone()
+    assert (day, score) == (DAYS[0], pytest.approx(truth.scores[(address, DAYS[0])]))
+    history = con.execute("SELECT count(*) FROM history WHERE address = ?", [address]).fetchone()[0]
+    assert history == 1
+
+
+def _docs(bucket: str, ds: str) -> doc_index.DocIndex:
+    return doc_index.DocIndex(versioned.resolve(atomic.FS, datasets.serving_dir(datasets.Bucket(bucket), ds))[0])
+
+
+def test_every_scored_or_labelled_address_has_one_document(served):
+    bucket, truth = served
+    docs = _docs(bucket, DAYS[-1])
+    everyone = set(truth.addresses) | set(truth.labels)
+    assert len(docs) == len(everyone)
+    assert all(docs.get(a, json.loads)["address"] == a for a in everyone)
+    assert docs.get("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", json.loads) is None
+    only_labelled = docs.get(truth.coinbase_only[0], json.loads)
+    assert only_labelled["score"] is None and only_labelled["feature_values"] is None
+    assert only_labelled["pools"][0]["pool_name"] == truth.labels[truth.coinbase_only[0]][1]
+    some = docs.get(truth.addresses[0], json.loads)
+    assert some["score"] == pytest.approx(truth.scores[(truth.addresses[0], DAYS[-1])])
+    values = dict(zip(FEATURE_COLUMNS, some["feature_values"]))
+    assert isinstance(values["total_tx_output_value"], int) and some["first_seen"].endswith("Z")
+
+
+def test_history_first_flagged_candidates_and_labels(served):
+    bucket, truth = served
+    con, meta = _snapshot(bucket, DAYS[-1])
+    assert con.execute("SELECT count(*) FROM history").fetchone()[0] == len(truth.scores)
+    flagged = {}
+    for (address, day), score in sorted(truth.scores.items(), key=lambda kv: kv[0][1]):
+        if score >= meta["threshold"]:
+            flagged.setdefault(address, day)
+    got = dict(con.execute("SELECT address, CAST(first_flagged AS VARCHAR) FROM scores "
+                           "WHERE first_flagged IS NOT NULL").fetchall())
+    assert got == flagged
+    candidates = {a for a, in con.execute("SELECT address FROM candidates").fetchall()}
+    latest = _latest(truth, DAYS[-1])
+    assert candidates == {a for a, (_, s) in latest.items() if s >= meta["threshold"] and a not in truth.labels}
+    assert candidates, "the fixture has candidates"
+    labels = {a: (p, n, s) for a, p, n, s in con.execute(
+        "SELECT address, pool_id, pool_name, label_source FROM labels").fetchall()}
+    assert labels == truth.labels
+
+
+def test_pools_blocks_share_and_lineage(served):
+    bucket, _ = served
+    con, meta = _snapshot(bucket, DAYS[-1])
+    shares = con.execute("SELECT day, sum(share), sum(blocks) FROM pool_days GROUP BY day ORDER BY day").fetchall()
+    assert [(str(d), round(s, 9), b) for d, s, b in shares] == [(d, 1.0, 144) for d in DAYS]
+    assert meta["pools_sha256"] == hashlib.sha256(datasets.POOLS_FILE.read_bytes()).hexdigest()
+    top = con.execute("SELECT max(block_number) FROM block_pools").fetchone()[0]
+    assert meta["watermark"]["block_number"] == top == 832_800 + 3 * 144 - 1
+    assert meta["watermark"]["block_time"].startswith(DAYS[-1])
+    assert meta["model_version"] == f"hgb-{DAYS[0]}" and meta["challenger_version"] == f"hgb-{DAYS[1]}"
+
+
+def test_the_serving_root_names_the_newest_day_and_a_backfill_does_not_move_it_back(tmp_path):
+    bucket, _ = build_bucket(tmp_path, publish_until=DAYS[-1])
+    where = datasets.Bucket(bucket)
+    root = versioned.read_pointer(atomic.FS, datasets.serving_root(where))
+    assert root["meta"]["ds"] == DAYS[-1]
+    again = publish_serving.publish(where, DAYS[0])
+    assert again["serving"] is False
+    assert versioned.read_pointer(atomic.FS, datasets.serving_root(where))["meta"] == root["meta"]
+    day0 = versioned.read_pointer(atomic.FS, datasets.serving_dir(where, DAYS[0]))
+    assert day0["version"] == again["version"]  # the day itself was replaced
+
+
+def test_a_failed_build_publishes_nothing(tmp_path):
+    bucket, _ = build_bucket(tmp_path, publish_until=DAYS[1])
+    where = datasets.Bucket(bucket)
+    before = atomic.FS.read_bytes(f"{datasets.serving_root(where)}/{versioned.POINTER}")
+    atomic.remove(datasets.state_dir(where, "address_state", DAYS[2]))
+    with pytest.raises(FileNotFoundError, match="address state"):
+        publish_serving.publish(where, DAYS[2])
+    assert atomic.FS.read_bytes(f"{datasets.serving_root(where)}/{versioned.POINTER}") == before
+    assert not atomic.exists(datasets.serving_dir(where, DAYS[2]))
+    assert versioned.versions(atomic.FS, datasets.serving_dir(where, DAYS[2])) == []
+
+
+def test_the_command_line_publishes_every_scored_day(tmp_path, monkeypatch, capsys):
+    from pool_classifier.targets import local
+
+    monkeypatch.setenv(local.DATA_DIR_ENV, str(tmp_path))  # the bucket is <data>/bucket
+    build_bucket(tmp_path)
+    assert publish_serving.main(["--ds", DAYS[1]]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [p["ds"] for p in printed] == DAYS[:2]
+    where = datasets.Bucket(str(tmp_path / "bucket"))
+    assert versioned.read_pointer(atomic.FS, datasets.serving_root(where))["meta"]["ds"] == DAYS[1]
+
+
+def test_contributions_are_carried_when_the_scoring_batch_has_them(tmp_path):
+    bucket, truth = build_bucket(tmp_path, days=DAYS[:1], publish_until=DAYS[0], contributions=True)
+    con, meta = _snapshot(bucket, DAYS[0])
+    assert meta["has_contributions"] is True
+    doc = _docs(bucket, DAYS[0]).get(truth.addresses[0], json.loads)
+    assert [c["feature"] for c in doc["contributions"]] == ["total_tx_input_value", "mean_tx_output_value"]
+    assert doc["contributions"][0]["value"] == pytest.approx(doc["score"] / 2)
