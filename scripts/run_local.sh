@@ -46,3 +46,5 @@ done
 echo
 $PY -m tools.run_summary --ds "$last"
 echo "run: done in $(( $(date +%s) - t0 )) s"
+echo "run: next, 'make serve' serves the prediction API and its pages over these outputs"
+echo "run: (http://127.0.0.1:${PORT:-8000}/, the API's docs at /docs)"

@@ -325,6 +325,8 @@ def _bucket_datasets() -> dict[str, Dataset]:
         "quality/features": "the features gate's figures",
         "quality/scores": "the scores gate's figures",
         "run_costs": "each task try's cost record, and the run's summary",
+        "serving": "the prediction API's snapshot of the day: every address's latest score, its labels, "
+                   "profile, features and history (the API reads the newest, `serving/_current.json`)",
     }
     return {name: Dataset(name, text) for name, text in holds.items()}
 

@@ -65,6 +65,10 @@ GLOBAL = "(all days)"
 # Records of each run (when it ran, how long, what it cost): every run adds its own, by
 # design, so they are not outputs that a re-run must reproduce.
 RUN_RECORDS = ("run_costs",)
+# The API's serving snapshot: a DuckDB file (not byte-stable, it keeps when it was built) made
+# from the outputs compared here; its own publish (a re-run replaces it, a reader sees the old or
+# the new day) is tested in tests/api/test_publish_serving.py.
+DERIVED = ("serving",)
 # The key of every output: a re-run must never double a row.
 KEYS = {
     "extracts/blocks": "block_number",
@@ -106,7 +110,7 @@ def day_outputs(target: targets.Target, ds: str) -> dict[str, str]:
     }
     folders |= {
         p.parent.name: str(p)
-        for p in sorted(bucket.glob(f"*/dt={ds}")) if p.parent.name not in RUN_RECORDS and _written(p)
+        for p in sorted(bucket.glob(f"*/dt={ds}")) if p.parent.name not in RUN_RECORDS + DERIVED and _written(p)
     }
     for version in sorted((bucket / "models").glob(f"*-{ds}")):
         folders[f"models/{version.name[: -len(ds) - 1]}"] = str(version)

@@ -35,7 +35,10 @@ champion, in Spark (`spark_jobs/score_addresses.py`: the model broadcast, `mapIn
 their profiles and anomaly scores, and checks drift: population stability per feature against
 the champion's training data."""
 PUBLISH_SUMMARY = """Publishes the day's predictions and per-block pools to the tables users query:
-`warehouse/pool_classifier.duckdb`, the day deleted and inserted in one transaction."""
+`warehouse/pool_classifier.duckdb`, the day deleted and inserted in one transaction. Then the
+prediction API's serving snapshot of the day (`steps/publish_serving.py`): a new version of
+`serving/dt=<ds>/`, and `serving/_current.json` switched to it last when the day is the newest,
+so a running API (`make serve`) picks it up without restart and never sees half of it."""
 COST_SUMMARY = """Runs last, whatever failed (a teardown: its failure does not fail the run). Adds
 up the run's cost records (each local step's wall time and bytes read), writes `summary.json`
 beside them and logs the table."""
@@ -158,10 +161,11 @@ class Tasks(PipelineTasks):
             "publish_predictions", PUBLISH_SUMMARY, takes="< 5 s.", rerun=CLEAR_TO_RERUN,
             failures="a locked DuckDB file (another process holds it): close it and clear the task."))
         def publish_task() -> dict:
+            from pool_classifier.steps import publish_serving
             from pool_classifier.steps.publish_predictions import publish_day
 
             with builder._local_step("publish_predictions"):
-                return publish_day(builder.target, ds())
+                return {**publish_day(builder.target, ds()), "serving": publish_serving.publish(builder.target, ds())}
 
         return publish_task()
 

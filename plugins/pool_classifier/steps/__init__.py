@@ -89,9 +89,13 @@ STEPS: dict[str, Step] = {step.task_id: step for step in (
          reads=_uses("predictions/address_scores") + _uses("predictions/address_scores", day=-1)
          + _uses("features/address_features"),
          writes=_uses("quality/scores"), code=("steps/check_scores.py", "include/sql/gates/check_scores.sql")),
-    Step("publish_predictions", "the day's predictions and block pools into the tables users query",
-         reads=_uses("predictions/address_scores", "features/block_pools"),
-         writes=_uses("table address_scores", "table block_pools"), code=("steps/publish_predictions.py",)),
+    Step("publish_predictions", "the day's predictions and block pools into the tables users query, "
+         "and the API's serving snapshot",
+         reads=_uses("predictions/address_scores", "features/block_pools", "predictions/address_profiles",
+                     "features/address_features", "features/address_labels", "state/address_state", "models"),
+         writes=_uses("table address_scores", "table block_pools", "serving"),
+         code=("steps/publish_predictions.py", "steps/publish_serving.py"),
+         also_reads="those of every scored day up to the day (the snapshot holds each address's latest score)"),
     Step("record_run_cost", "adds up the run's cost records (a teardown: runs whatever failed)",
          reads=_uses("run_costs"), writes=_uses("run_costs"), code=("steps/record_run_cost.py",)),
 )}
