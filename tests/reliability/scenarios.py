@@ -178,16 +178,20 @@ def assert_same_as_reference(reference: dict, now: dict, days: list[str] = DAY_L
 
 
 def row_counts_and_duplicates(target: targets.Target, ds: str) -> dict[str, tuple[int, int]]:
-    """output -> (rows, rows whose key repeats)."""
+    """output -> (rows, rows whose key repeats). A layered output (the address state: a base and
+    the deltas since, one row per address in each) is counted layer by layer."""
     found = {}
     con = duckdb.connect()
     try:
         for name, folder in day_outputs(target, ds).items():
             if name in KEYS:
-                rows, distinct = con.execute(
-                    f"SELECT count(*), count(DISTINCT ({KEYS[name]})) FROM {atomic.duckdb_source(folder)}"
-                ).fetchone()
-                found[name] = (rows, rows - distinct)
+                rows = repeats = 0
+                for layer in versioned.resolve(atomic.FS, folder):
+                    files = ", ".join(f"'{f}'" for f in sorted(map(str, Path(layer).rglob("*.parquet"))))
+                    n, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({KEYS[name]})) "
+                                              f"FROM read_parquet([{files}], hive_partitioning = false)").fetchone()
+                    rows, repeats = rows + n, repeats + n - distinct
+                found[name] = (rows, repeats)
     finally:
         con.close()
     return found
