@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make serve`: the prediction API and its pages over the local bucket (data/bucket, or
-# POOL_CLASSIFIER_DATA_DIR). Publishes the serving snapshots of every scored day first (a few
-# seconds; each day is a new version, the API picks the newest), then runs uvicorn on
+# POOL_CLASSIFIER_DATA_DIR). Publishes the serving snapshot of any scored day that lacks one first
+# (the DAG publishes each day's; each day is a new version, the API picks the newest), then runs uvicorn on
 # 127.0.0.1:${PORT:-8000}, printing the pages' and the docs' URLs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,6 @@ if [ -z "$last" ]; then
   echo "serve: no scored day under $data/bucket/predictions: run 'make run' first (about 3 minutes)." >&2
   exit 1
 fi
-echo "serve: publishing the serving snapshots up to $last (python -m pool_classifier.steps.publish_serving --ds $last)"
-.venv/bin/python -m pool_classifier.steps.publish_serving --ds "$last" | sed 's/^/serve:   /'
+echo "serve: the serving snapshots up to $last (python -m pool_classifier.steps.publish_serving --ds $last --missing-only)"
+.venv/bin/python -m pool_classifier.steps.publish_serving --ds "$last" --missing-only | sed 's/^/serve:   /'
 exec .venv/bin/python -m api

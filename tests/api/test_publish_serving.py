@@ -116,6 +116,16 @@ def test_the_serving_root_names_the_newest_day_and_a_backfill_does_not_move_it_b
     assert day0["version"] == again["version"]  # the day itself was replaced
 
 
+def test_missing_only_publishes_just_the_days_without_a_snapshot(tmp_path):
+    bucket, _ = build_bucket(tmp_path, publish_until=DAYS[1])
+    where = datasets.Bucket(bucket)
+    kept = versioned.read_pointer(atomic.FS, datasets.serving_dir(where, DAYS[0]))["version"]
+    published = publish_serving.publish_all(where, DAYS[-1], missing_only=True)
+    assert [p["ds"] for p in published] == [d for d in DAYS if d > DAYS[1]]
+    assert versioned.read_pointer(atomic.FS, datasets.serving_dir(where, DAYS[0]))["version"] == kept
+    assert publish_serving.publish_all(where, DAYS[-1], missing_only=True) == []
+
+
 def test_a_failed_build_publishes_nothing(tmp_path):
     bucket, _ = build_bucket(tmp_path, publish_until=DAYS[1])
     where = datasets.Bucket(bucket)

@@ -14,9 +14,10 @@ pointer of `serving/` itself is switched to that version when the day is the new
 backfill of an older day does not move the API back). A reader resolves `serving/_current.json`
 and sees the previous complete snapshot or the new one, never a part of one.
 
-Not wired into the DAG yet (the DAG's owner adds it at merge):
+The DAG's `publish_predictions` publishes each day's snapshot after its tables; by hand (e.g. on
+a bucket scored before the API existed):
 
-    python -m pool_classifier.steps.publish_serving --ds 2024-03-02   # every scored day ≤ ds
+    python -m pool_classifier.steps.publish_serving --ds 2024-03-02 [--missing-only]   # scored days ≤ ds
 """
 from __future__ import annotations
 
@@ -287,20 +288,24 @@ def publish(target: Target, ds: str) -> dict:
             "build_seconds": meta["build_seconds"]}
 
 
-def publish_all(target: Target, until: str) -> list[dict]:
-    """Every scored day ≤ `until` in order, each a snapshot (what the CLI does)."""
+def publish_all(target: Target, until: str, missing_only: bool = False) -> list[dict]:
+    """Every scored day ≤ `until` in order, each a snapshot (what the CLI does); with
+    `missing_only`, only the days without one (the DAG's publish_predictions writes each day's)."""
     days = [d for d in datasets.scored_days(target, until) if atomic.exists(datasets.predictions_dir(target, d))]
     if not days:
         raise FileNotFoundError(f"publish_serving: no scored day ≤ {until} under "
                                 f"{datasets.predictions_root(target)}; run the DAG (make run) first.")
+    if missing_only:
+        days = [d for d in days if not atomic.exists(datasets.serving_dir(target, d))]
     return [publish(target, d) for d in days]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Publish the serving snapshots of every scored day up to --ds.")
     parser.add_argument("--ds", required=True, help="the last day to publish (YYYY-MM-DD, UTC)")
+    parser.add_argument("--missing-only", action="store_true", help="only the days that have no snapshot yet")
     args = parser.parse_args(argv)
-    for summary in publish_all(current_target(), args.ds):
+    for summary in publish_all(current_target(), args.ds, args.missing_only):
         print(json.dumps(summary, sort_keys=True))
     return 0
 
