@@ -25,11 +25,12 @@ import hashlib
 import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from pool_classifier import datasets
-from pool_classifier.io import atomic, doc_index, versioned
+from pool_classifier.io import atomic, doc_index, sharded_index, versioned
 from pool_classifier.model import registry
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS
 from pool_classifier.targets import Target, current_target
@@ -70,10 +71,10 @@ _DOCS_SQL = """
     FROM latest_scored s FULL OUTER JOIN pools p ON s.address = p.address"""
 
 
-def _export_docs(con, folder: Path) -> int:
-    """The docs table as the snapshot's document index (io/doc_index.py); returns its size."""
+def _export_docs(con, write_docs) -> int:
+    """The docs table handed to `write_docs(addresses, docs)` (a document index); returns its size."""
     table = con.sql("SELECT address, doc FROM docs").to_arrow_table()
-    return doc_index.write(folder, table.column("address").to_pylist(), table.column("doc"))
+    return write_docs(table.column("address").to_pylist(), table.column("doc"))
 
 
 def _sql_list(files: list[str]) -> str:
@@ -114,8 +115,13 @@ def _challenger(target: Target, ds: str, champion: str) -> str | None:
     return latest if latest and latest != champion else None
 
 
-def build_snapshot(target: Target, ds: str, out: Path) -> dict:
-    """Write the snapshot of day `ds` as the DuckDB file `out`; returns its figures."""
+def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: str = "mmap") -> dict:
+    """Write the snapshot of day `ds` as the DuckDB file `out`; returns its figures. The documents
+    go to `write_docs(addresses, docs) -> count` (default: the memory-mapped index beside `out`);
+    `index` names their kind in the meta (what the API opens)."""
+    if write_docs is None:
+        def write_docs(addresses, docs):
+            return doc_index.write(out.parent, addresses, docs)
     import duckdb
 
     days = [d for d in datasets.scored_days(target, ds) if atomic.exists(datasets.predictions_dir(target, d))]
@@ -186,7 +192,7 @@ def build_snapshot(target: Target, ds: str, out: Path) -> dict:
         con.execute(_DOCS_SQL.format(features=", ".join(
             f"to_json(TRY_CAST(s.{c} AS BIGINT))" if c in _EXACT_FEATURES else f"to_json(s.{c})"
             for c in FEATURE_COLUMNS)))
-        documents = _export_docs(con, out.parent)
+        documents = _export_docs(con, write_docs)
         con.execute("DROP TABLE docs")
         con.execute("DROP TABLE latest_scored")
         con.execute(f"""
@@ -252,6 +258,7 @@ def build_snapshot(target: Target, ds: str, out: Path) -> dict:
             "watermark": {"block_number": top[0] if top else None,
                           "block_time": top[1].isoformat() + "+00:00" if top else None},
             "has_contributions": has_contrib,
+            "doc_index": index,
             "features": list(FEATURE_COLUMNS),
             "figures": figures,
             "built_at": versioned._now_iso(),
@@ -271,14 +278,44 @@ def _day_of_root(fs, root: str) -> str | None:
     return pointer["meta"].get("ds") if pointer else None
 
 
-def publish(target: Target, ds: str) -> dict:
-    """Build and publish day `ds`'s snapshot; point the API at it when it is the newest day."""
-    fs = atomic.FS
+def _publish_sharded(target: Target, ds: str, fs: versioned.FileSystem, where: datasets.HasBucket) -> dict:
+    """The snapshot built in a temporary folder, its documents written as shards straight into a
+    new version of `where`'s serving/dt=<ds>/ through `fs`, then its DuckDB file and model files
+    uploaded beside them; the version's pointer is written last (versioned.publish)."""
     meta: dict = {}
-    with atomic.write_dir(datasets.serving_dir(target, ds), meta) as folder:
-        meta.update(build_snapshot(target, ds, folder / datasets.SERVING_FILE))
-    pointer = versioned.read_pointer(fs, datasets.serving_dir(target, ds))
-    root = datasets.serving_root(target)
+    with tempfile.TemporaryDirectory(prefix="publish-serving-") as tmp, \
+            versioned.publish(fs, datasets.serving_dir(where, ds), meta) as folder:
+        out = Path(tmp) / datasets.SERVING_FILE
+
+        def write_docs(addresses, docs):
+            return sharded_index.write(fs, folder, addresses, docs)["documents"]
+
+        meta.update(build_snapshot(target, ds, out, write_docs=write_docs, index="sharded"))
+        for file in sorted(p for p in Path(tmp).rglob("*") if p.is_file() and not p.name.endswith(".wal")):
+            fs.write_bytes(fs.join(folder, file.relative_to(tmp).as_posix()), file.read_bytes())
+    return meta
+
+
+def publish(target: Target, ds: str, fs: versioned.FileSystem | None = None,
+            where: datasets.HasBucket | None = None) -> dict:
+    """Build and publish day `ds`'s snapshot; point the API at it when it is the newest day.
+
+    Read from `target`'s bucket; written under `where`'s serving/ (default the target's) through
+    `fs` (default the location's own file system). The target's `serving_index` says how the
+    documents are written: "mmap" (local: a memory-mapped file, the version written as a folder)
+    or "sharded" (gcp: shards on the object store, io/sharded_index.py)."""
+    where = where or target
+    index = getattr(target, "serving_index", "mmap")  # a bare datasets.Bucket is the local kind
+    if index == "sharded":
+        fs = fs or versioned.for_location(where.bucket)
+        meta = _publish_sharded(target, ds, fs, where)
+    else:
+        fs = atomic.FS
+        meta = {}
+        with atomic.write_dir(datasets.serving_dir(where, ds), meta) as folder:
+            meta.update(build_snapshot(target, ds, folder / datasets.SERVING_FILE))
+    pointer = versioned.read_pointer(fs, datasets.serving_dir(where, ds))
+    root = datasets.serving_root(where)
     newest = _day_of_root(fs, root)
     switched = newest is None or newest <= ds
     if switched:
