@@ -138,11 +138,15 @@ class Snapshot:
         names = self.feature_columns
         found = self.docs.get_many(addresses, _loads)
         for doc in found.values():
+            doc.pop("history", None)  # a sharded snapshot's: answered by history()
             doc["features"] = dict(zip(names, doc.pop("feature_values", None) or ()))
             doc["pools"] = doc.get("pools") or []
         return found
 
     def history(self, address: str) -> list[dict]:
+        if self.meta.get("doc_index") == "sharded":  # in the document: the DuckDB file holds no history
+            doc = self.docs.get(address, _loads)
+            return (doc or {}).get("history") or []
         return self._rows("SELECT day, score, label, model_version FROM history WHERE address = ? ORDER BY day",
                           [address])
 

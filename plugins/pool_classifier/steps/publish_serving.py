@@ -52,12 +52,18 @@ _EXACT_FEATURES = frozenset({"total_tx_output_value", "total_tx_input_value"})
 # are exported beside the DuckDB file as a document index (io/doc_index.py: a lookup is a binary
 # search and a slice of a memory map, ~10 µs, where DuckDB's point query costs ~0.5 ms on 1 M
 # addresses, the API's whole budget for a lookup).
-# Feature values are a list in the order of meta["features"], the names once in the meta.
+# Feature values are a list in the order of meta["features"], the names once in the meta. In a
+# sharded snapshot (the gcp target's) each document also holds the address's score history, so
+# the DuckDB file keeps only what is small at any scale (_slim).
 _DOCS_SQL = """
     CREATE TEMP TABLE docs AS
     WITH pools AS (
         SELECT address, list(struct_pack(pool_id, pool_name, label_source, coinbase_outputs) ORDER BY pool_id) AS pools
-        FROM labels GROUP BY address)
+        FROM labels GROUP BY address),
+    hist AS (
+        SELECT address, list(struct_pack(day := CAST(day AS VARCHAR), score, label, model_version) ORDER BY day)
+               AS history
+        FROM all_scores WHERE {history_in_docs} GROUP BY address)
     SELECT coalesce(s.address, p.address) AS address, CAST(to_json(struct_pack(
         address := coalesce(s.address, p.address),
         score := s.score, model_version := s.model_version, scored_day := CAST(s.scored_day AS VARCHAR),
@@ -67,8 +73,9 @@ _DOCS_SQL = """
         last_seen := strftime(s.last_seen, '%Y-%m-%dT%H:%M:%SZ'),
         contributions := json(s.contributions),
         feature_values := CASE WHEN s.address IS NOT NULL THEN [{features}] END,
-        pools := p.pools)) AS VARCHAR) AS doc
-    FROM latest_scored s FULL OUTER JOIN pools p ON s.address = p.address"""
+        pools := p.pools{history_field})) AS VARCHAR) AS doc
+    FROM latest_scored s FULL OUTER JOIN pools p ON s.address = p.address
+    LEFT JOIN hist h ON h.address = coalesce(s.address, p.address)"""
 
 
 def _export_docs(con, write_docs) -> int:
@@ -189,7 +196,9 @@ def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: s
             CREATE TABLE labels AS
             SELECT address, pool_id, pool_name, coinbase_outputs, label_source
             FROM read_parquet({_sql_list(labels)}, hive_partitioning = false) ORDER BY address, pool_id""")
-        con.execute(_DOCS_SQL.format(features=", ".join(
+        in_docs = index == "sharded"  # the history goes into the documents (the DuckDB file stays small)
+        con.execute(_DOCS_SQL.format(history_in_docs=str(in_docs).lower(),
+                                     history_field=", history := h.history" if in_docs else "", features=", ".join(
             f"to_json(TRY_CAST(s.{c} AS BIGINT))" if c in _EXACT_FEATURES else f"to_json(s.{c})"
             for c in FEATURE_COLUMNS)))
         documents = _export_docs(con, write_docs)
@@ -278,10 +287,37 @@ def _day_of_root(fs, root: str) -> str | None:
     return pointer["meta"].get("ds") if pointer else None
 
 
+# What a sharded snapshot's DuckDB file keeps: every table but the two that grow with the
+# addresses; of those, the scores of the labelled addresses (the pools' pages join them), and no
+# history (each document holds its own). At 1 B addresses the full file would be ~1.2 TB (1.2 KB an
+# address measured on the test snapshot): more than a Cloud Run instance can copy or hold.
+_SLIM_TABLES = {
+    "scores": "SELECT * FROM src.scores WHERE address IN (SELECT address FROM src.labels) ORDER BY address",
+    "history": "SELECT * FROM src.history WHERE false",
+}
+
+
+def _slim(full: Path, out: Path) -> None:
+    """Copy the snapshot `full` into `out` without what grows with the addresses (_SLIM_TABLES)."""
+    import duckdb
+
+    with duckdb.connect(str(out)) as con:
+        con.execute(f"ATTACH '{full}' AS src (READ_ONLY)")
+        tables = [t for t, in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'src' "
+                                          "ORDER BY table_name").fetchall()]
+        for table in tables:
+            con.execute(f"CREATE TABLE {table} AS {_SLIM_TABLES.get(table, f'SELECT * FROM src.{table}')}")
+        for table in ("scores", "history", "labels"):
+            con.execute(f"CREATE INDEX {table}_address ON {table} (address)")
+        con.execute("DETACH src")
+        con.execute("CHECKPOINT")
+
+
 def _publish_sharded(target: Target, ds: str, fs: versioned.FileSystem, where: datasets.HasBucket) -> dict:
-    """The snapshot built in a temporary folder, its documents written as shards straight into a
-    new version of `where`'s serving/dt=<ds>/ through `fs`, then its DuckDB file and model files
-    uploaded beside them; the version's pointer is written last (versioned.publish)."""
+    """The snapshot built in a temporary folder, its documents (with their history) written as
+    shards straight into a new version of `where`'s serving/dt=<ds>/ through `fs`, then its DuckDB
+    file, slimmed (_slim), and the model files uploaded beside them; the version's pointer is
+    written last (versioned.publish)."""
     meta: dict = {}
     with tempfile.TemporaryDirectory(prefix="publish-serving-") as tmp, \
             versioned.publish(fs, datasets.serving_dir(where, ds), meta) as folder:
@@ -291,6 +327,12 @@ def _publish_sharded(target: Target, ds: str, fs: versioned.FileSystem, where: d
             return sharded_index.write(fs, folder, addresses, docs)["documents"]
 
         meta.update(build_snapshot(target, ds, out, write_docs=write_docs, index="sharded"))
+        slim = Path(tmp) / "slim" / datasets.SERVING_FILE
+        slim.parent.mkdir()
+        _slim(out, slim)
+        out.unlink()
+        fs.write_bytes(fs.join(folder, datasets.SERVING_FILE), slim.read_bytes())
+        slim.unlink()
         for file in sorted(p for p in Path(tmp).rglob("*") if p.is_file() and not p.name.endswith(".wal")):
             fs.write_bytes(fs.join(folder, file.relative_to(tmp).as_posix()), file.read_bytes())
     return meta
