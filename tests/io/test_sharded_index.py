@@ -29,6 +29,9 @@ def test_every_document_equals_the_memory_mapped_index_and_costs_one_ranged_read
     folder = fs.uri("serving/dt=2024-03-01/v=1")
     index = sharded_index.write(fs, folder, addresses, docs, shard_bits=shard_bits, bucket_bits=bucket_bits)
     assert index["documents"] == 2_000
+    # Each bucket compressed: the objects hold less than the documents, and exactly what index.json says.
+    shard_sizes = [len(fs.read_bytes(fs.join(folder, "shards", sharded_index.shard_name(s)))) for s in range(index["shards"])]
+    assert sum(shard_sizes) == index["stored_bytes"] < index["bytes"] / 2
     assert sorted(fs.list_dir(fs.join(folder, "shards"))) == sorted(
         [sharded_index.shard_name(s) for s in range(index["shards"])] + ["directory.npy", "index.json"])
     (tmp_path / "mmap").mkdir()
