@@ -151,3 +151,22 @@ def test_a_reader_during_a_publish_sees_one_whole_day(served, tmp_path, monkeypa
     assert len(shard_writes) >= 10
     assert {day for _, day in seen} == {DAYS[0]}
     assert seen[-1][0] == f"{datasets.serving_root(remote)}/{versioned.POINTER}"
+
+
+def test_the_bucket_keeps_the_two_newest_sharded_days(served, tmp_path):
+    """A sharded day is the whole history's documents: publishing a third day removes the first
+    (pointer first, then its objects); a backfill of an old day is kept until the next publish."""
+    bucket, truth = served
+    fs = versioned.ObjectStoreFS(tmp_path / "objects", bucket="pool-data")
+    remote = datasets.Bucket(fs.uri("data"))
+    summaries = [publish_serving.publish(_gcp_like(bucket), day, fs=fs, where=remote) for day in DAYS]
+    assert [s.get("removed_days", []) for s in summaries] == [[], [], [DAYS[0]]]
+    root = datasets.serving_root(remote)
+    assert sorted(n for n in fs.list_dir(root) if n.startswith("dt=")) == [f"dt={d}/" for d in DAYS[1:]]
+    assert not fs.exists(datasets.serving_dir(remote, DAYS[0]))
+    store = SnapshotStore(remote.bucket, fs=fs, cache_dir=str(tmp_path / "cache"))
+    assert store.refresh() and store.current.day == DAYS[-1] and store.days() == DAYS[1:]
+    assert store.current.addresses(truth.addresses[:20])
+    backfill = publish_serving.publish(_gcp_like(bucket), DAYS[0], fs=fs, where=remote)
+    assert not backfill["serving"] and "removed_days" not in backfill
+    assert store.days() == DAYS  # until the next day's publish removes it again

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -362,8 +363,25 @@ def publish(target: Target, ds: str, fs: versioned.FileSystem | None = None,
     switched = newest is None or newest <= ds
     if switched:
         versioned.switch(fs, root, [f"dt={ds}/{pointer['paths'][0]}"], meta={"ds": ds, "version": pointer["version"]})
+    removed = _drop_old_days(fs, where, ds) if index == "sharded" else []
     return {"ds": ds, "version": pointer["version"], "serving": switched, **meta["figures"],
-            "build_seconds": meta["build_seconds"]}
+            "build_seconds": meta["build_seconds"], **({"removed_days": removed} if removed else {})}
+
+
+# A sharded snapshot is the whole history's documents (~0.4 TB at 1 B addresses, docs/gcp.md):
+# the bucket keeps the newest two days (the one served and the one a reader may still be reading,
+# as io/versioned.py keeps a version one cycle), and the day just published.
+SHARDED_KEEP_DAYS = 2
+_DAY = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/")
+
+
+def _drop_old_days(fs: versioned.FileSystem, where: datasets.HasBucket, published: str) -> list[str]:
+    """Remove the serving days older than the SHARDED_KEEP_DAYS newest (never `published`); their days."""
+    days = sorted(m.group(1) for name in fs.list_dir(datasets.serving_root(where)) if (m := _DAY.fullmatch(name)))
+    old = [d for d in days[:-SHARDED_KEEP_DAYS] if d != published]
+    for day in old:
+        versioned.remove(fs, datasets.serving_dir(where, day))
+    return old
 
 
 def publish_all(target: Target, until: str) -> list[dict]:
