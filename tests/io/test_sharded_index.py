@@ -87,3 +87,24 @@ def test_sizing_keeps_buckets_small_and_shards_under_a_gibibyte():
     assert 2**shard_bits >= 900_000_000_000 / 2**30
     assert 1_000_000_000 / 2**bucket_bits <= sharded_index.DOCS_PER_BUCKET
     assert 4 * 2**bucket_bits < 200 * 2**20  # the directory fits a small Cloud Run instance
+
+
+def test_a_repeated_lookup_is_answered_from_memory(tmp_path):
+    addresses, docs = _docs(500)
+    fs = versioned.ObjectStoreFS(tmp_path / "store")
+    folder = fs.uri("v")
+    sharded_index.write(fs, folder, addresses, docs, shard_bits=1, bucket_bits=5)
+    index = sharded_index.ShardedIndex(fs, folder, cache_size=100)
+    first = [index.get(a, json.loads) for a in addresses[:50]] + [index.get("bc1qnope", json.loads)]
+    reads = fs.range_reads
+    again = [index.get(a, json.loads) for a in addresses[:50]] + [index.get("bc1qnope", json.loads)]
+    assert again == first and first[-1] is None and fs.range_reads == reads and index.cache_hits == 51
+    again[0]["score"] = -1  # each answer is a fresh dict: a caller's change never reaches the cache
+    assert index.get(addresses[0], json.loads) == first[0]
+    [index.get(a, json.loads) for a in addresses[50:200]]  # the cache holds the latest 100 only
+    reads = fs.range_reads
+    index.get(addresses[0], json.loads)
+    assert fs.range_reads == reads + 1
+    uncached = sharded_index.ShardedIndex(fs, folder, cache_size=0)
+    uncached.get(addresses[0], json.loads), uncached.get(addresses[0], json.loads)
+    assert fs.range_reads == reads + 3 and uncached.cache_hits == 0

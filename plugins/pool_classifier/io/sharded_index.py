@@ -43,6 +43,9 @@ SHARD_BYTES = 2**30
 # 64-document block of the test snapshot), so do the storage bill and the bytes a GET carries;
 # inflating ~50 KB costs tens of microseconds.
 COMPRESSION_LEVEL = 6
+# Answers kept in memory per open snapshot: ~80 MB of documents at most (~0.8 KB each), so a hot
+# address (a pool's payout address, a page reloaded) costs one GET per instance and snapshot.
+CACHE_SIZE = 100_000
 
 
 def shard_name(shard: int) -> str:
@@ -118,10 +121,17 @@ class ShardedIndex:
     """The documents of a sharded index at `folder` (read through `fs`); `get(address, parse)` →
     parse(bytes) or None, with at most one ranged read. Thread-safe (no state changes after open)."""
 
-    def __init__(self, fs: versioned.FileSystem, folder: str, workers: int = 32):
+    def __init__(self, fs: versioned.FileSystem, folder: str, workers: int = 32, cache_size: int = CACHE_SIZE):
         import io
+        import threading
+        from collections import OrderedDict
 
         import numpy as np
+
+        self._cache: OrderedDict[str, bytes | None] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self.cache_hits = 0
 
         self._np = np
         self.fs, self.folder = fs, folder
@@ -148,7 +158,24 @@ class ShardedIndex:
         return shard, int(self.directory[shard, local]), int(self.directory[shard, local + 1])
 
     def get(self, address: str, parse: Callable[[bytes], dict]):
-        """The parsed document of `address` (parse must give a dict with "address"), or None."""
+        """The parsed document of `address` (parse must give a dict with "address"), or None. The
+        latest `cache_size` answers (found or not) are kept: a repeated lookup costs no GET."""
+        with self._cache_lock:
+            if address in self._cache:
+                self._cache.move_to_end(address)
+                self.cache_hits += 1
+                raw = self._cache[address]
+                return None if raw is None else parse(raw)
+        raw = self._fetch(address, parse)
+        if self._cache_size:
+            with self._cache_lock:
+                self._cache[address] = raw
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return None if raw is None else parse(raw)
+
+    def _fetch(self, address: str, parse: Callable[[bytes], dict]) -> bytes | None:
+        """The raw document of `address` from its bucket (one ranged read), or None."""
         k = doc_index.key(address)
         shard, start, end = self._span(k)
         if start == end:
@@ -159,9 +186,9 @@ class ShardedIndex:
             key, length = _HEADER.unpack_from(block, at)
             at += _HEADER.size
             if key == k:
-                doc = parse(block[at:at + length])
-                if doc.get("address") == address:
-                    return doc
+                raw = block[at:at + length]
+                if parse(raw).get("address") == address:
+                    return raw
             elif key > k:
                 return None
             at += length
