@@ -186,6 +186,7 @@ def deploy_flags(body: dict) -> list[str]:
         f"--image={container['image']}",
         f"--service-account={template['service_account']}",
         "--no-allow-unauthenticated",
+        "--invoker-iam-check",
         "--ingress=all",
         "--set-secrets=" + ",".join(f"{k}={r['secret']}:{r['version']}" for k, r in secret_refs.items()),
         "--set-env-vars=^|^" + "|".join(f"{k}={v}" for k, v in plain.items()),

@@ -84,6 +84,7 @@ def test_the_dry_run_prints_every_command_and_runs_none(cloud_sdk):
     assert _flag(build, "--substitutions") == f"_IMAGE={IMAGE}" and _flag(build, "--config") == "api/cloudbuild.yaml"
     assert _flag(run, "--image") == IMAGE and _flag(run, "--region") == "us-central1"
     assert "--no-allow-unauthenticated" in run and "--allow-unauthenticated" not in run
+    assert "--invoker-iam-check" in run and "--no-invoker-iam-check" not in run
     assert _flag(run, "--set-secrets") == "POOL_API_KEY=pool-api-key:latest"
     assert _flag(run, "--service-account") == ACCOUNT
     assert (_flag(run, "--min-instances"), _flag(run, "--max-instances")) == ("0", "2")
