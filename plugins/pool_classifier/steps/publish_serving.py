@@ -303,7 +303,7 @@ def _slim(full: Path, out: Path) -> None:
     import duckdb
 
     with duckdb.connect(str(out)) as con:
-        con.execute(f"ATTACH '{full}' AS src (READ_ONLY)")
+        con.execute(f"ATTACH {_sql_list([str(full)])[1:-1]} AS src (READ_ONLY)")
         tables = [t for t, in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'src' "
                                           "ORDER BY table_name").fetchall()]
         for table in tables:
