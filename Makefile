@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export TZ := UTC
 
-.PHONY: setup run test unit reliability e2e airflow bench serve bench-api deploy-composer requirements clean
+.PHONY: setup run test unit reliability e2e airflow bench serve bench-api deploy-composer deploy-api requirements clean
 
 setup:
 	@scripts/setup.sh
@@ -58,6 +58,12 @@ bench-api: setup
 ## every command without running any.
 deploy-composer: setup
 	@$(PY) scripts/deploy_composer.py $(ARGS)
+
+## Deploy the prediction API to Cloud Run (docs/gcp.md, "Serving the API"): the image by Cloud
+## Build, its service account reading serving/ only, the key from Secret Manager, IAM-only access.
+## `make deploy-api ARGS=--dry-run` prints every command without running any.
+deploy-api: setup
+	@$(PY) scripts/deploy_api.py $(ARGS)
 
 ## Re-pin requirements.txt from requirements.in (uv resolves in ~20 s).
 requirements:

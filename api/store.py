@@ -9,7 +9,9 @@ the previous one keeps serving and `last_error` says why (shown by /readyz). A r
 `store.current` once and asks that one `Snapshot` everything, so it never mixes two days.
 
 Every query is parameterised; the only SQL text built here is from constants of this module.
-On Cloud Storage (`gs://`) the snapshot's files are copied to a local cache folder first.
+On Cloud Storage (`gs://`) the snapshot's files are copied to a local cache folder first, except
+the shards of a sharded document index (the gcp target's, `io/sharded_index.py`): a lookup reads
+its document from the bucket by one ranged GET.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import duckdb
 import orjson
 
 from pool_classifier import datasets
-from pool_classifier.io import doc_index, versioned
+from pool_classifier.io import doc_index, sharded_index, versioned
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,10 @@ class Snapshot:
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     @classmethod
-    def open(cls, folder: str, version: str) -> "Snapshot":
+    def open(cls, folder: str, version: str, fs: versioned.FileSystem | None = None,
+             remote: str | None = None) -> "Snapshot":
+        """The snapshot in the local `folder` (its DuckDB file); a sharded document index is read
+        where it was published, `remote` through `fs` (default: in `folder`, from this disk)."""
         file = os.path.join(folder, datasets.SERVING_FILE)
         if not os.path.exists(file):
             raise SnapshotError(f"no {datasets.SERVING_FILE} in {folder}")
@@ -94,8 +99,11 @@ class Snapshot:
                                 f"{SNAPSHOT_LAYOUT!r}: deploy the API of that layout or re-publish")
         con.execute("SELECT count(*) FROM scores WHERE address = ?", [""]).fetchone()
         try:
-            docs = doc_index.DocIndex(folder)
-        except (OSError, ValueError) as exc:
+            if meta.get("doc_index", "mmap") == "sharded":
+                docs = sharded_index.ShardedIndex(fs or versioned.LocalFS(), remote or folder)
+            else:
+                docs = doc_index.DocIndex(folder)
+        except (OSError, ValueError, KeyError) as exc:
             con.close()
             raise SnapshotError(f"the document index of {folder} cannot be read ({exc})") from None
         if len(docs) != meta["figures"]["documents"]:
@@ -128,17 +136,17 @@ class Snapshot:
         for those scored or labelled; an address neither scored nor labelled is absent. From the
         memory-mapped document index: no query, no lock, microseconds each."""
         names = self.feature_columns
-        found = {}
-        for address in dict.fromkeys(addresses):
-            doc = self.docs.get(address, _loads)
-            if doc is None:
-                continue
+        found = self.docs.get_many(addresses, _loads)
+        for doc in found.values():
+            doc.pop("history", None)  # a sharded snapshot's: answered by history()
             doc["features"] = dict(zip(names, doc.pop("feature_values", None) or ()))
             doc["pools"] = doc.get("pools") or []
-            found[address] = doc
         return found
 
     def history(self, address: str) -> list[dict]:
+        if self.meta.get("doc_index") == "sharded":  # in the document: the DuckDB file holds no history
+            doc = self.docs.get(address, _loads)
+            return (doc or {}).get("history") or []
         return self._rows("SELECT day, score, label, model_version FROM history WHERE address = ? ORDER BY day",
                           [address])
 
@@ -219,6 +227,8 @@ class SnapshotStore:
             tmp = f"{local}.tmp-{os.getpid()}"
             for file in versioned.data_files(self.fs, location, suffix=None, pointer=pointer):
                 rel = file[len(folder):].lstrip("/")
+                if rel.startswith(f"{sharded_index.FOLDER}/"):
+                    continue  # the shards stay on the object store: each lookup one ranged GET
                 os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
                 Path(tmp, rel).write_bytes(self.fs.read_bytes(file))
             os.makedirs(self.cache_dir, exist_ok=True)
@@ -227,7 +237,9 @@ class SnapshotStore:
 
     def _open(self, location: str, pointer: dict) -> Snapshot:
         # The serving root's pointer is a switch to a day's version: its meta names that version.
-        return Snapshot.open(self._local_folder(location, pointer), pointer["meta"].get("version", pointer["version"]))
+        remote = versioned.resolve(self.fs, location, pointer)[0]
+        return Snapshot.open(self._local_folder(location, pointer), pointer["meta"].get("version", pointer["version"]),
+                             fs=self.fs, remote=remote)
 
     def refresh(self) -> bool:
         """Read the pointer; switch to the snapshot it names if it is new and opens. True if switched."""

@@ -64,13 +64,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(bucket: str, api_key: str | None = None, poll_seconds: float = 0.2) -> Server:
-    """The app on uvicorn in a thread, listening on 127.0.0.1:<free port>; returns once it answers."""
+def start_server(bucket: str, api_key: str | None = None, poll_seconds: float = 0.2, fs=None,
+                 cache_dir: str | None = None) -> Server:
+    """The app on uvicorn in a thread, listening on 127.0.0.1:<free port>; returns once it answers.
+    `fs`: the bucket's file system (the object-store double; always in this process)."""
     port = free_port()
-    if EXTERNAL_PYTHON:
+    if EXTERNAL_PYTHON and fs is None:
         return _start_process(bucket, port, api_key, poll_seconds)
     settings = Settings(bucket=bucket, host="127.0.0.1", port=port, poll_seconds=poll_seconds, api_key=api_key)
-    store = SnapshotStore(bucket, poll_seconds=poll_seconds)
+    store = SnapshotStore(bucket, fs=fs, poll_seconds=poll_seconds, cache_dir=cache_dir)
     config = uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=port, log_level="warning",
                             access_log=False)
     server = uvicorn.Server(config)

@@ -81,6 +81,15 @@ class DocIndex:
             i += 1
         return None
 
+    def get_many(self, addresses, parse) -> dict:
+        """address → parsed document, for the found ones."""
+        found = {}
+        for address in dict.fromkeys(addresses):
+            doc = self.get(address, parse)
+            if doc is not None:
+                found[address] = doc
+        return found
+
     def close(self) -> None:
         if isinstance(self._map, mmap.mmap):
             self._map.close()

@@ -24,13 +24,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from pool_classifier import datasets
-from pool_classifier.io import atomic, doc_index, versioned
+from pool_classifier.io import atomic, doc_index, sharded_index, versioned
 from pool_classifier.model import registry
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS
 from pool_classifier.targets import Target, current_target
@@ -52,12 +54,18 @@ _EXACT_FEATURES = frozenset({"total_tx_output_value", "total_tx_input_value"})
 # are exported beside the DuckDB file as a document index (io/doc_index.py: a lookup is a binary
 # search and a slice of a memory map, ~10 µs, where DuckDB's point query costs ~0.5 ms on 1 M
 # addresses, the API's whole budget for a lookup).
-# Feature values are a list in the order of meta["features"], the names once in the meta.
+# Feature values are a list in the order of meta["features"], the names once in the meta. In a
+# sharded snapshot (the gcp target's) each document also holds the address's score history, so
+# the DuckDB file keeps only what is small at any scale (_slim).
 _DOCS_SQL = """
     CREATE TEMP TABLE docs AS
     WITH pools AS (
         SELECT address, list(struct_pack(pool_id, pool_name, label_source, coinbase_outputs) ORDER BY pool_id) AS pools
-        FROM labels GROUP BY address)
+        FROM labels GROUP BY address),
+    hist AS (
+        SELECT address, list(struct_pack(day := CAST(day AS VARCHAR), score, label, model_version) ORDER BY day)
+               AS history
+        FROM all_scores WHERE {history_in_docs} GROUP BY address)
     SELECT coalesce(s.address, p.address) AS address, CAST(to_json(struct_pack(
         address := coalesce(s.address, p.address),
         score := s.score, model_version := s.model_version, scored_day := CAST(s.scored_day AS VARCHAR),
@@ -67,14 +75,15 @@ _DOCS_SQL = """
         last_seen := strftime(s.last_seen, '%Y-%m-%dT%H:%M:%SZ'),
         contributions := json(s.contributions),
         feature_values := CASE WHEN s.address IS NOT NULL THEN [{features}] END,
-        pools := p.pools)) AS VARCHAR) AS doc
-    FROM latest_scored s FULL OUTER JOIN pools p ON s.address = p.address"""
+        pools := p.pools{history_field})) AS VARCHAR) AS doc
+    FROM latest_scored s FULL OUTER JOIN pools p ON s.address = p.address
+    LEFT JOIN hist h ON h.address = coalesce(s.address, p.address)"""
 
 
-def _export_docs(con, folder: Path) -> int:
-    """The docs table as the snapshot's document index (io/doc_index.py); returns its size."""
+def _export_docs(con, write_docs) -> int:
+    """The docs table handed to `write_docs(addresses, docs)` (a document index); returns its size."""
     table = con.sql("SELECT address, doc FROM docs").to_arrow_table()
-    return doc_index.write(folder, table.column("address").to_pylist(), table.column("doc"))
+    return write_docs(table.column("address").to_pylist(), table.column("doc"))
 
 
 def _sql_list(files: list[str]) -> str:
@@ -115,8 +124,13 @@ def _challenger(target: Target, ds: str, champion: str) -> str | None:
     return latest if latest and latest != champion else None
 
 
-def build_snapshot(target: Target, ds: str, out: Path) -> dict:
-    """Write the snapshot of day `ds` as the DuckDB file `out`; returns its figures."""
+def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: str = "mmap") -> dict:
+    """Write the snapshot of day `ds` as the DuckDB file `out`; returns its figures. The documents
+    go to `write_docs(addresses, docs) -> count` (default: the memory-mapped index beside `out`);
+    `index` names their kind in the meta (what the API opens)."""
+    if write_docs is None:
+        def write_docs(addresses, docs):
+            return doc_index.write(out.parent, addresses, docs)
     import duckdb
 
     days = [d for d in datasets.scored_days(target, ds) if atomic.exists(datasets.predictions_dir(target, d))]
@@ -184,10 +198,12 @@ def build_snapshot(target: Target, ds: str, out: Path) -> dict:
             CREATE TABLE labels AS
             SELECT address, pool_id, pool_name, coinbase_outputs, label_source
             FROM read_parquet({_sql_list(labels)}, hive_partitioning = false) ORDER BY address, pool_id""")
-        con.execute(_DOCS_SQL.format(features=", ".join(
+        in_docs = index == "sharded"  # the history goes into the documents (the DuckDB file stays small)
+        con.execute(_DOCS_SQL.format(history_in_docs=str(in_docs).lower(),
+                                     history_field=", history := h.history" if in_docs else "", features=", ".join(
             f"to_json(TRY_CAST(s.{c} AS BIGINT))" if c in _EXACT_FEATURES else f"to_json(s.{c})"
             for c in FEATURE_COLUMNS)))
-        documents = _export_docs(con, out.parent)
+        documents = _export_docs(con, write_docs)
         con.execute("DROP TABLE docs")
         con.execute("DROP TABLE latest_scored")
         con.execute(f"""
@@ -253,6 +269,7 @@ def build_snapshot(target: Target, ds: str, out: Path) -> dict:
             "watermark": {"block_number": top[0] if top else None,
                           "block_time": top[1].isoformat() + "+00:00" if top else None},
             "has_contributions": has_contrib,
+            "doc_index": index,
             "features": list(FEATURE_COLUMNS),
             "figures": figures,
             "built_at": versioned._now_iso(),
@@ -272,20 +289,100 @@ def _day_of_root(fs, root: str) -> str | None:
     return pointer["meta"].get("ds") if pointer else None
 
 
-def publish(target: Target, ds: str) -> dict:
-    """Build and publish day `ds`'s snapshot; point the API at it when it is the newest day."""
-    fs = atomic.FS
+# What a sharded snapshot's DuckDB file keeps: every table but the two that grow with the
+# addresses; of those, the scores of the labelled addresses (the pools' pages join them), and no
+# history (each document holds its own). At 1 B addresses the full file would be ~1.2 TB (1.2 KB an
+# address measured on the test snapshot): more than a Cloud Run instance can copy or hold.
+_SLIM_TABLES = {
+    "scores": "SELECT * FROM src.scores WHERE address IN (SELECT address FROM src.labels) ORDER BY address",
+    "history": "SELECT * FROM src.history WHERE false",
+}
+
+
+def _slim(full: Path, out: Path) -> None:
+    """Copy the snapshot `full` into `out` without what grows with the addresses (_SLIM_TABLES)."""
+    import duckdb
+
+    with duckdb.connect(str(out)) as con:
+        con.execute(f"ATTACH {_sql_list([str(full)])[1:-1]} AS src (READ_ONLY)")
+        tables = [t for t, in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'src' "
+                                          "ORDER BY table_name").fetchall()]
+        for table in tables:
+            con.execute(f"CREATE TABLE {table} AS {_SLIM_TABLES.get(table, f'SELECT * FROM src.{table}')}")
+        for table in ("scores", "history", "labels"):
+            con.execute(f"CREATE INDEX {table}_address ON {table} (address)")
+        con.execute("DETACH src")
+        con.execute("CHECKPOINT")
+
+
+def _publish_sharded(target: Target, ds: str, fs: versioned.FileSystem, where: datasets.HasBucket) -> dict:
+    """The snapshot built in a temporary folder, its documents (with their history) written as
+    shards straight into a new version of `where`'s serving/dt=<ds>/ through `fs`, then its DuckDB
+    file, slimmed (_slim), and the model files uploaded beside them; the version's pointer is
+    written last (versioned.publish)."""
     meta: dict = {}
-    with atomic.write_dir(datasets.serving_dir(target, ds), meta) as folder:
-        meta.update(build_snapshot(target, ds, folder / datasets.SERVING_FILE))
-    pointer = versioned.read_pointer(fs, datasets.serving_dir(target, ds))
-    root = datasets.serving_root(target)
+    with tempfile.TemporaryDirectory(prefix="publish-serving-") as tmp, \
+            versioned.publish(fs, datasets.serving_dir(where, ds), meta) as folder:
+        out = Path(tmp) / datasets.SERVING_FILE
+
+        def write_docs(addresses, docs):
+            return sharded_index.write(fs, folder, addresses, docs)["documents"]
+
+        meta.update(build_snapshot(target, ds, out, write_docs=write_docs, index="sharded"))
+        slim = Path(tmp) / "slim" / datasets.SERVING_FILE
+        slim.parent.mkdir()
+        _slim(out, slim)
+        out.unlink()
+        fs.write_bytes(fs.join(folder, datasets.SERVING_FILE), slim.read_bytes())
+        slim.unlink()
+        for file in sorted(p for p in Path(tmp).rglob("*") if p.is_file() and not p.name.endswith(".wal")):
+            fs.write_bytes(fs.join(folder, file.relative_to(tmp).as_posix()), file.read_bytes())
+    return meta
+
+
+def publish(target: Target, ds: str, fs: versioned.FileSystem | None = None,
+            where: datasets.HasBucket | None = None) -> dict:
+    """Build and publish day `ds`'s snapshot; point the API at it when it is the newest day.
+
+    Read from `target`'s bucket; written under `where`'s serving/ (default the target's) through
+    `fs` (default the location's own file system). The target's `serving_index` says how the
+    documents are written: "mmap" (local: a memory-mapped file, the version written as a folder)
+    or "sharded" (gcp: shards on the object store, io/sharded_index.py)."""
+    where = where or target
+    index = getattr(target, "serving_index", "mmap")  # a bare datasets.Bucket is the local kind
+    if index == "sharded":
+        fs = fs or versioned.for_location(where.bucket)
+        meta = _publish_sharded(target, ds, fs, where)
+    else:
+        fs = atomic.FS
+        meta = {}
+        with atomic.write_dir(datasets.serving_dir(where, ds), meta) as folder:
+            meta.update(build_snapshot(target, ds, folder / datasets.SERVING_FILE))
+    pointer = versioned.read_pointer(fs, datasets.serving_dir(where, ds))
+    root = datasets.serving_root(where)
     newest = _day_of_root(fs, root)
     switched = newest is None or newest <= ds
     if switched:
         versioned.switch(fs, root, [f"dt={ds}/{pointer['paths'][0]}"], meta={"ds": ds, "version": pointer["version"]})
+    removed = _drop_old_days(fs, where, ds) if index == "sharded" else []
     return {"ds": ds, "version": pointer["version"], "serving": switched, **meta["figures"],
-            "build_seconds": meta["build_seconds"]}
+            "build_seconds": meta["build_seconds"], **({"removed_days": removed} if removed else {})}
+
+
+# A sharded snapshot is the whole history's documents (~0.4 TB at 1 B addresses, docs/gcp.md):
+# the bucket keeps the newest two days (the one served and the one a reader may still be reading,
+# as io/versioned.py keeps a version one cycle), and the day just published.
+SHARDED_KEEP_DAYS = 2
+_DAY = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/")
+
+
+def _drop_old_days(fs: versioned.FileSystem, where: datasets.HasBucket, published: str) -> list[str]:
+    """Remove the serving days older than the SHARDED_KEEP_DAYS newest (never `published`); their days."""
+    days = sorted(m.group(1) for name in fs.list_dir(datasets.serving_root(where)) if (m := _DAY.fullmatch(name)))
+    old = [d for d in days[:-SHARDED_KEEP_DAYS] if d != published]
+    for day in old:
+        versioned.remove(fs, datasets.serving_dir(where, day))
+    return old
 
 
 def publish_all(target: Target, until: str, missing_only: bool = False) -> list[dict]:

@@ -31,6 +31,10 @@ class Target:
     tasks: str
     # Spark properties of every job (the local master, or the Dataproc Serverless sizing).
     spark_conf: dict = field(default_factory=dict)
+    # How publish_serving writes the documents the API's lookups read: "mmap", a memory-mapped
+    # file read on the same disk (io/doc_index.py), or "sharded", shards on the object store, one
+    # ranged GET a lookup (io/sharded_index.py; docs/gcp.md, "Serving the API").
+    serving_index: str = "mmap"
 
 
 def current_target() -> Target:
