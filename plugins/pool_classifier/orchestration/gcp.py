@@ -57,7 +57,10 @@ because a model loads only under the library versions that pickled it."""
 SCORE_SUMMARY = """Dataproc Serverless batch of `spark_jobs/score_addresses.py` for `ds`: scores the
 active addresses with the champion in force. New batch id each try; usage and cost recorded."""
 PUBLISH_SUMMARY = """BigQuery load job of the files in force of `{source}` (its pointer, read when the task
-runs) into `<dataset>.{table}$<YYYYMMDD of ds>` with WRITE_TRUNCATE: the day's partition is replaced."""
+runs) into `<dataset>.{table}$<YYYYMMDD of ds>` with WRITE_TRUNCATE: the day's partition is replaced.
+Not yet on this target: the API's serving snapshot (`serving/`), which the local target publishes here;
+on gcp it is written by `python -m pool_classifier.steps.publish_serving` for now (docs/gcp.md,
+"Serving the API")."""
 COST_SUMMARY = """Runs last, whatever failed (a teardown: it does not change the run's state). Adds up
 every cost record of the run (one per BigQuery job and batch), logs the cost table, writes
 `summary.json` beside them and `run_costs/dt=<ds>/records.jsonl` (all runs of the day), loaded
