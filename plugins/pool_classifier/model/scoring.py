@@ -7,13 +7,26 @@ from __future__ import annotations
 from pool_classifier.model import registry
 from pool_classifier.model.registry import ModelMismatchError
 
-PREDICTION_COLUMNS = ["address", "score", "label", "known_pool", "model_version", "logical_date"]
+# Feature contributions kept per address (model/contributions.py): the k largest by |contribution|.
+TOP_K = 5
+CONTRIBUTIONS_COLUMN = "top_contributions"
+# Their Spark type: a list of (feature, the feature's value, its contribution) structs.
+CONTRIBUTIONS_TYPE = "array<struct<feature:string,value:double,contribution:double>>"
+# What explains a score: the raw output (probability or log-odds, contributions.RAW_OUTPUT_KINDS),
+# the model's expected raw output, the top contributions and the rest of them, so that
+# contribution_bias + Σ top_contributions.contribution + contribution_rest = raw_output.
+EXPLANATION_COLUMNS = ["raw_output", "contribution_bias", CONTRIBUTIONS_COLUMN, "contribution_rest"]
+PREDICTION_COLUMNS = ["address", "score", "label", "known_pool", "model_version", "logical_date",
+                      *EXPLANATION_COLUMNS]
 PROFILE_COLUMNS = ["address", "profile", "anomaly_score", "is_anomaly", "model_version", "logical_date"]
-# What score_batch returns: both of the above in one row.
-SCORED_SCHEMA = (
-    "address string, score double, label boolean, known_pool boolean, profile int, "
-    "anomaly_score double, is_anomaly boolean, model_version string, logical_date date"
-)
+# What score_batch returns: both of the above in one row (name, Spark SQL type).
+SCORED_FIELDS = [
+    ("address", "string"), ("score", "double"), ("label", "boolean"), ("known_pool", "boolean"), ("profile", "int"),
+    ("anomaly_score", "double"), ("is_anomaly", "boolean"), ("model_version", "string"), ("logical_date", "date"),
+    ("raw_output", "double"), ("contribution_bias", "double"), (CONTRIBUTIONS_COLUMN, CONTRIBUTIONS_TYPE),
+    ("contribution_rest", "double"),
+]
+SCORED_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in SCORED_FIELDS)
 
 
 def model_inputs(metadata: dict) -> list[str]:
@@ -30,8 +43,38 @@ def check_features(metadata: dict, columns, ds: str) -> None:
         )
 
 
-def score_batch(version: registry.ModelVersion, batch, ds: str):
-    """Scored rows (SCORED_SCHEMA) for a batch of feature rows with a `known_pool` column."""
+def top_contributions(features: list[str], x, contributions, k: int):
+    """The k largest contributions of each row as a list of (feature, value, contribution) structs
+    (an Arrow-backed pandas column, built without a Python object per row), and their sum."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from pool_classifier.model.contributions import top_k
+
+    n = len(x)
+    top = top_k(contributions, k)
+    kept = top.shape[1]
+    rows = np.repeat(np.arange(n), kept)
+    cols = top.ravel()
+    picked = contributions[rows, cols]
+    names = pa.DictionaryArray.from_arrays(pa.array(cols.astype(np.int32)), pa.array(features)).cast(pa.string())
+    structs = pa.StructArray.from_arrays([names, pa.array(x[rows, cols]), pa.array(picked)],
+                                         names=["feature", "value", "contribution"])
+    lists = pa.ListArray.from_arrays(pa.array(np.arange(0, n * kept + 1, kept, dtype=np.int32)), structs)
+    # Summed in rank order, the same on every run and any batching.
+    total = np.zeros(n)
+    for j in range(kept):
+        total = total + picked.reshape(n, kept)[:, j]
+    return pd.Series(pd.arrays.ArrowExtensionArray(lists)), total
+
+
+def score_batch(version: registry.ModelVersion, batch, ds: str, top_k: int = TOP_K):
+    """Scored rows (SCORED_SCHEMA) for a batch of feature rows with a `known_pool` column.
+
+    With every row's score: its raw output, the model's bias and its `top_k` feature contributions
+    (model/contributions.py), exact for the model.
+    """
     import datetime as dt
 
     import pandas as pd
@@ -40,7 +83,12 @@ def score_batch(version: registry.ModelVersion, batch, ds: str):
     from pool_classifier.model.training import features_matrix, predict_scores
 
     batch = batch.reset_index(drop=True)
-    scores = predict_scores(version.model, features_matrix(batch, version.features))
+    x = features_matrix(batch, version.features)
+    scores = predict_scores(version.model, x)
+    explainer = version.explainer
+    raw = scores if explainer.kind == "probability" else explainer.raw_output(x)
+    contributions = explainer.contributions(x)
+    top, top_sum = top_contributions(version.features, x, contributions, top_k)
     profiles = apply_profiles(version.profiles, batch)
     n = len(batch)
     return pd.DataFrame({
@@ -53,4 +101,8 @@ def score_batch(version: registry.ModelVersion, batch, ds: str):
         "is_anomaly": profiles["is_anomaly"].astype("bool").to_numpy(),
         "model_version": pd.Series([version.version] * n, dtype=object),
         "logical_date": pd.Series([dt.date.fromisoformat(ds)] * n, dtype=object),
+        "raw_output": pd.Series(raw, dtype="float64"),
+        "contribution_bias": pd.Series([explainer.bias] * n, dtype="float64"),
+        CONTRIBUTIONS_COLUMN: top,
+        "contribution_rest": pd.Series(raw - (explainer.bias + top_sum), dtype="float64"),
     })
