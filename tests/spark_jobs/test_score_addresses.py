@@ -27,6 +27,15 @@ CONFIGS = {
 }
 
 
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its top contributions as tuples of (feature, value, contribution): one form
+    for what score_batch returns (Arrow-backed), Spark's toPandas and a Parquet read give."""
+    out = frame.copy()
+    out[scoring.CONTRIBUTIONS_COLUMN] = [
+        tuple((c["feature"], c["value"], c["contribution"]) for c in top) for top in frame[scoring.CONTRIBUTIONS_COLUMN]]
+    return out
+
+
 def _spark_scored(spark, target, version: str | None = None, partitions: int = 3) -> pd.DataFrame:
     model = job.load_model(spark, target, version or job.resolve_version(spark, target, DS, None))
     features = spark.read.parquet(*atomic.data_files(datasets.features_dir(target, "address_features", DS)))
@@ -46,8 +55,9 @@ def test_spark_scoring_equals_in_process_scoring_row_for_row(spark, local_target
 
     assert len(in_spark) == 3060 and in_spark["known_pool"].sum() == 60
     assert (in_spark["model_version"] == f"{candidate}-{DS}").all()
-    # Exactly equal: the same scores to the last bit, whatever the partitioning.
-    pd.testing.assert_frame_equal(in_spark, in_process, check_exact=True)
+    # Exactly equal: the same scores and contributions to the last bit, whatever the partitioning.
+    pd.testing.assert_frame_equal(plain(in_spark), plain(in_process), check_exact=True)
+    assert (in_spark[scoring.CONTRIBUTIONS_COLUMN].map(len) == scoring.TOP_K).all()
     # And the scores mean something: the pools score higher.
     assert in_spark.groupby("known_pool")["score"].mean()[True] > 0.5
 
@@ -95,7 +105,7 @@ def test_score_addresses_runs_the_spark_job_with_the_champion(local_target):
     assert [Path(f).name for f in atomic.data_files(predictions)] == ["part-00000.parquet"]
     expected = score_addresses.score_in_process(local_target, DS)
     written = atomic.read_frame(predictions)
-    pd.testing.assert_frame_equal(written, expected[scoring.PREDICTION_COLUMNS], check_exact=True)
+    pd.testing.assert_frame_equal(plain(written), plain(expected[scoring.PREDICTION_COLUMNS]), check_exact=True)
     profiles = atomic.read_frame(result["profiles_path"])
     pd.testing.assert_frame_equal(profiles, expected[scoring.PROFILE_COLUMNS], check_exact=True)
     assert result["predicted_pools"] == int(written["label"].sum())
