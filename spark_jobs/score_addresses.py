@@ -177,8 +177,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--model-version", help="score with this version instead of the day's champion")
     parser.add_argument("--warn-psi", type=float, default=drift.DriftConfig.warn_psi)
     parser.add_argument("--fail-psi", type=float, default=drift.DriftConfig.fail_psi)
-    parser.add_argument("--top-k", type=int, default=TOP_K, help="feature contributions kept per address")
-    return parser.parse_args(argv)
+    parser.add_argument("--top-k", type=int, default=TOP_K, help="feature contributions kept per address (0: none)")
+    args = parser.parse_args(argv)
+    if args.top_k < 0:
+        parser.error(f"--top-k {args.top_k}: give 0 (no contributions) or more")
+    return args
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:

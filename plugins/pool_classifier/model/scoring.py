@@ -69,11 +69,23 @@ def top_contributions(features: list[str], x, contributions, k: int):
     return pd.Series(pd.arrays.ArrowExtensionArray(lists)), total
 
 
+def _no_explanation(n: int) -> dict:
+    """The explanation columns all null (contributions switched off: top_k = 0)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    kind = pa.list_(pa.struct([("feature", pa.string()), ("value", pa.float64()), ("contribution", pa.float64())]))
+    nulls = pd.Series([None] * n, dtype="float64")
+    return {"raw_output": nulls, "contribution_bias": nulls.copy(),
+            CONTRIBUTIONS_COLUMN: pd.Series(pd.arrays.ArrowExtensionArray(pa.nulls(n, kind))),
+            "contribution_rest": nulls.copy()}
+
+
 def score_batch(version: registry.ModelVersion, batch, ds: str, top_k: int = TOP_K):
     """Scored rows (SCORED_SCHEMA) for a batch of feature rows with a `known_pool` column.
 
     With every row's score: its raw output, the model's bias and its `top_k` feature contributions
-    (model/contributions.py), exact for the model.
+    (model/contributions.py), exact for the model; `top_k` = 0 switches them off (null columns).
     """
     import datetime as dt
 
@@ -85,12 +97,20 @@ def score_batch(version: registry.ModelVersion, batch, ds: str, top_k: int = TOP
     batch = batch.reset_index(drop=True)
     x = features_matrix(batch, version.features)
     scores = predict_scores(version.model, x)
-    explainer = version.explainer
-    raw = scores if explainer.kind == "probability" else explainer.raw_output(x)
-    contributions = explainer.contributions(x)
-    top, top_sum = top_contributions(version.features, x, contributions, top_k)
-    profiles = apply_profiles(version.profiles, batch)
     n = len(batch)
+    if top_k > 0:
+        explainer = version.explainer
+        raw = scores if explainer.kind == "probability" else explainer.raw_output(x)
+        top, top_sum = top_contributions(version.features, x, explainer.contributions(x), top_k)
+        explanation = {
+            "raw_output": pd.Series(raw, dtype="float64"),
+            "contribution_bias": pd.Series([explainer.bias] * n, dtype="float64"),
+            CONTRIBUTIONS_COLUMN: top,
+            "contribution_rest": pd.Series(raw - (explainer.bias + top_sum), dtype="float64"),
+        }
+    else:
+        explanation = _no_explanation(n)
+    profiles = apply_profiles(version.profiles, batch)
     return pd.DataFrame({
         "address": batch["address"].astype(object),
         "score": pd.Series(scores, dtype="float64"),
@@ -101,8 +121,5 @@ def score_batch(version: registry.ModelVersion, batch, ds: str, top_k: int = TOP
         "is_anomaly": profiles["is_anomaly"].astype("bool").to_numpy(),
         "model_version": pd.Series([version.version] * n, dtype=object),
         "logical_date": pd.Series([dt.date.fromisoformat(ds)] * n, dtype=object),
-        "raw_output": pd.Series(raw, dtype="float64"),
-        "contribution_bias": pd.Series([explainer.bias] * n, dtype="float64"),
-        CONTRIBUTIONS_COLUMN: top,
-        "contribution_rest": pd.Series(raw - (explainer.bias + top_sum), dtype="float64"),
+        **explanation,
     })
