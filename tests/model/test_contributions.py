@@ -164,3 +164,15 @@ def test_scoring_keeps_the_top_k_their_rest_bias_and_raw_output(versions, kind):
         assert rest == pytest.approx(phi[i, left_out].sum(), abs=1e-12)
         assert scored["contribution_bias"][i] + sum(t["contribution"] for t in top) + rest == pytest.approx(
             raw[i], abs=1e-12)
+
+
+def test_top_k_zero_switches_the_contributions_off_and_leaves_the_scores(versions):
+    version, frame = versions["hgb"]
+    batch = frame.assign(known_pool=False)[["address", *scoring.model_inputs(version.metadata), "known_pool"]]
+    on = scoring.score_batch(version, batch.iloc[:50], DS)
+    off = scoring.score_batch(version, batch.iloc[:50], DS, top_k=0)
+
+    assert list(off.columns) == list(on.columns)
+    assert off[scoring.EXPLANATION_COLUMNS].isna().all().all()
+    assert off["score"].equals(on["score"]) and off["label"].equals(on["label"])
+

@@ -85,6 +85,15 @@ def test_the_job_refuses_a_model_that_does_not_match_this_code(spark, local_targ
         job.load_model(spark, local_target, version)
 
 
+def test_the_job_keeps_the_top_5_contributions_unless_told_and_refuses_a_negative_top_k(capsys):
+    assert job.parse_args(["--ds", DS, "--bucket", "/tmp/b"]).top_k == scoring.TOP_K == 5
+    assert job.parse_args(["--ds", DS, "--bucket", "/tmp/b", "--top-k", "0"]).top_k == 0
+    with pytest.raises(SystemExit):
+        job.parse_args(["--ds", DS, "--bucket", "/tmp/b", "--top-k", "-1"])
+    assert "--top-k -1: give 0 (no contributions) or more" in capsys.readouterr().err
+    assert score_addresses.job_args(datasets.Bucket("/tmp/b"), DS)[-2:] == ["--top-k", "5"]
+
+
 def test_the_job_names_what_is_missing(spark, local_target):
     with pytest.raises(registry.ModelNotFoundError, match="no champion for 2024-03-02"):
         job.resolve_version(spark, local_target, DS, None)
