@@ -304,3 +304,26 @@ def test_the_decision_is_at_the_threshold_of_the_model_that_scored_the_address(c
         meta["thresholds"].clear()
         meta["thresholds"].update(saved)
     assert client.get(f"/v1/addresses/{address}").json()["decision"] == {"is_pool": True, "threshold": 0.5}
+
+
+def test_an_address_last_scored_before_contributions_existed_says_so(tmp_path):
+    from tests.api.conftest import build_bucket, start_server
+
+    # Days 2 and 3 scored by the batch that computes contributions, day 1 by one before it.
+    bucket, truth = build_bucket(tmp_path, publish_until=DAYS[-1], contributions=tuple(DAYS[1:]))
+    running = start_server(bucket)
+    try:
+        with running.client() as c:
+            old = schemas.AddressScore.model_validate(c.get(f"/v1/addresses/{truth.addresses[3]}").json())
+            as_of_day_1 = schemas.AddressScore.model_validate(c.get(f"/v1/addresses/{truth.addresses[3]}",
+                                                                    params={"as_of": DAYS[0]}).json())
+            recent = next(a for a in truth.addresses if (a, DAYS[-1]) in truth.scores)
+            explained = schemas.AddressScore.model_validate(c.get(f"/v1/addresses/{recent}").json())
+    finally:
+        running.stop()
+    for body in (old, as_of_day_1):  # active on day 1 only
+        assert body.scored and body.scored_day == DAYS[0]
+        assert body.contributions == [] and body.explanation is None
+        assert body.contributions_note == (f"scored on {DAYS[0]} by a scoring batch that did not compute "
+                                           "contributions; they appear once the address is scored again")
+    assert len(explained.contributions) == 5 and explained.contributions_note is None
