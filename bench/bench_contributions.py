@@ -71,12 +71,14 @@ def bench_kind(kind: str, folder: Path) -> dict:
         scored = score_addresses.score_in_process(target, DS, top_k=5)
         with_ = min(with_ or 1e9, time.perf_counter() - t)
     predict = _best(lambda: training.predict_scores(loaded.model, x))
-    contributions = _best(lambda: explainer.contributions(x))
-    phi = explainer.contributions(x)
-    worst = float(abs(explainer.bias + phi.sum(axis=1) - explainer.raw_output(x)).max())
+    contributions = _best(lambda: explainer.explain(x))
+    raw, phi = explainer.explain(x)
+    model_raw = explainer.raw_output(x)
+    worst = float(abs(explainer.bias + phi.sum(axis=1) - model_raw).max())
+    same = bool((raw == model_raw).all())
     return {"kind": kind, "version": version, "rows": len(scored), "train_s": trained, "build_s": build,
             "without_s": without, "with_s": with_, "predict_s": predict, "contributions_s": contributions,
-            "worst_sum_error": worst, "leaves": sum(len(t) for t in explainer._rows)}
+            "worst_sum_error": worst, "raw_equal": same, "leaves": sum(len(t) for t in explainer._rows)}
 
 
 def render(figures: list[dict], load: tuple[str, str]) -> str:
@@ -87,14 +89,15 @@ def render(figures: list[dict], load: tuple[str, str]) -> str:
         f"load average before / after: {load[0]} / {load[1]}.",
         "",
         "| model | scoring in process, no contributions | with the top 5 | ratio | contributions alone "
-        "vs predict_proba | worst \\|bias + Σ − raw\\| | tables built |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "vs predict_proba | worst \\|bias + Σ − raw\\| | raw output = the model's, bit for bit | tables built |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for f in figures:
         lines.append(
             f"| `{f['version']}` | {f['without_s']:.2f} s ({f['rows'] / f['without_s']:,.0f} rows/s) | "
             f"{f['with_s']:.2f} s ({f['rows'] / f['with_s']:,.0f} rows/s) | {f['with_s'] / f['without_s']:.2f} × | "
             f"{f['contributions_s']:.2f} s vs {f['predict_s']:.2f} s | {f['worst_sum_error']:.1e} | "
+            f"{'yes' if f['raw_equal'] else 'NO'} | "
             f"{f['build_s']:.2f} s ({f['leaves']:,} nodes) |")
     return "\n".join(lines + [""])
 

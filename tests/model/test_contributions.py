@@ -52,6 +52,9 @@ def test_bias_plus_contributions_is_the_models_raw_output_on_every_row(versions,
     assert explainer.kind == {"rf": "probability", "hgb": "log-odds"}[kind]
     assert phi.shape == (3060, len(version.features))
     np.testing.assert_allclose(explainer.bias + phi.sum(axis=1), _model_raw(version.model, x), rtol=0, atol=1e-9)
+    # The raw output from the same walk is the model's to the bit: every row took the model's branches.
+    raw, walked = explainer.explain(x)
+    assert np.array_equal(raw, _model_raw(version.model, x)) and np.array_equal(walked, phi)
     assert np.array_equal(explainer.raw_output(x), _model_raw(version.model, x))
     # They explain something: on the pools the two features that carry the signal lead.
     pools = np.abs(phi[:60]).mean(axis=0)
@@ -166,11 +169,12 @@ def test_scoring_keeps_the_top_k_their_rest_bias_and_raw_output(versions, kind):
             raw[i], abs=1e-12)
 
 
-def test_top_k_zero_switches_the_contributions_off_and_leaves_the_scores(versions):
-    version, frame = versions["hgb"]
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_top_k_zero_switches_the_contributions_off_and_leaves_the_scores(versions, kind):
+    version, frame = versions[kind]
     batch = frame.assign(known_pool=False)[["address", *scoring.model_inputs(version.metadata), "known_pool"]]
-    on = scoring.score_batch(version, batch.iloc[:50], DS)
-    off = scoring.score_batch(version, batch.iloc[:50], DS, top_k=0)
+    on = scoring.score_batch(version, batch, DS)
+    off = scoring.score_batch(version, batch, DS, top_k=0)  # scores from predict_proba alone
 
     assert list(off.columns) == list(on.columns)
     assert off[scoring.EXPLANATION_COLUMNS].isna().all().all()

@@ -106,6 +106,7 @@ class Explainer:
     _tables: list = field(repr=False, default_factory=list)
     _rows: list = field(repr=False, default_factory=list)
     _leaf_finders: list = field(repr=False, default_factory=list)
+    _leaf_values: list = field(repr=False, default_factory=list)  # per tree: each node's value (its output at a leaf)
 
     def raw_output(self, x: np.ndarray) -> np.ndarray:
         """The model's raw output, from the model itself (not from the decomposition)."""
@@ -119,29 +120,42 @@ class Explainer:
             return self.model.decision_function(x)
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
-        """rows × features: each feature's share of the raw output above the bias.
+        """rows × features: each feature's share of the raw output above the bias."""
+        return self.explain(x)[1]
+
+    def explain(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(raw output, contributions rows × features) from one walk of each tree.
 
         Each tree's leaf per row comes from scikit-learn's compiled traversal (the forest's
         `apply`, which casts rows to float32 as its predict does; the boosting's predictor with
-        its leaves numbered), so rows take the model's own branches; the leaves' path steps are
-        then added tree by tree in the model's order (the same sums for a row in any batch).
+        its leaves numbered), so rows take the model's own branches. The raw output adds the
+        leaves' values in the model's own order and operations (the forest: Σ then ÷ trees; the
+        boosting: baseline, then + each tree), so it equals predict_proba / decision_function to
+        the bit (tested); the leaves' path steps are added tree by tree (the same sums for a row
+        in any batch).
         """
         from threadpoolctl import threadpool_limits
 
         x = np.ascontiguousarray(x, dtype=np.float64)
         out = np.zeros((len(x), len(self.features)))
+        raw = np.zeros(len(x))
         if len(x) == 0:
-            return out
+            return raw, out
         if self.kind == "probability":
             with threadpool_limits(1):
                 leaves = self.model.apply(x)
-            for t, (table, row) in enumerate(zip(self._tables, self._rows)):
-                out += table[row[leaves[:, t]]]
-            return out
+            for t, (table, row, value) in enumerate(zip(self._tables, self._rows, self._leaf_values)):
+                node = leaves[:, t]
+                raw += value[node]
+                out += table[row[node]]
+            return raw / len(self._tables), out
         known_cats, f_idx_map = self.model._bin_mapper.make_known_categories_bitsets()
-        for finder, table, row in zip(self._leaf_finders, self._tables, self._rows):
-            out += table[row[finder.predict(x, known_cats, f_idx_map, 1).astype(np.int64)]]
-        return out
+        raw += self.model._baseline_prediction.ravel()[0]
+        for finder, table, row, value in zip(self._leaf_finders, self._tables, self._rows, self._leaf_values):
+            node = finder.predict(x, known_cats, f_idx_map, 1).astype(np.int64)
+            raw += value[node]
+            out += table[row[node]]
+        return raw, out
 
 
 def explainer(model, features) -> Explainer:
@@ -160,21 +174,19 @@ def _forest_explainer(model, features: list[str], kind: str) -> Explainer:
     if len(model.classes_) != 2:
         raise ContributionError(f"a forest of {len(model.classes_)} classes; the pool model has 2")
     n_trees = len(model.estimators_)
-    tables, rows, roots = [], [], []
+    tables, rows, values, roots = [], [], [], []
     for tree in model.estimators_:
         t = tree.tree_
         left, right = t.children_left.astype(np.int64), t.children_right.astype(np.int64)
-        value = t.value[:, 0, :]
-        # What predict_proba gives at a leaf: the class-1 fraction (the values are fractions;
-        # normalised all the same, as a tree storing counts would need).
-        total = value.sum(axis=1)
-        leaf_value = value[:, 1] / np.where(total == 0, 1.0, total)
+        # What predict_proba gives at a leaf: the class-1 fraction, as the tree stores it.
+        leaf_value = np.ascontiguousarray(t.value[:, 0, 1])
         expected = _expectations(left, right, leaf_value, t.weighted_n_node_samples)
         table, row = _leaf_paths(left, right, np.maximum(t.feature, 0).astype(np.int64), expected, len(features))
         tables.append(table / n_trees)
         rows.append(row)
+        values.append(leaf_value)
         roots.append(expected[0])
-    return Explainer(model, features, kind, float(np.sum(roots) / n_trees), tables, rows)
+    return Explainer(model, features, kind, float(np.sum(roots) / n_trees), tables, rows, _leaf_values=values)
 
 
 def _boosting_explainer(model, features: list[str], kind: str) -> Explainer:
@@ -183,7 +195,7 @@ def _boosting_explainer(model, features: list[str], kind: str) -> Explainer:
     if model.n_trees_per_iteration_ != 1:
         raise ContributionError(f"a boosting of {model.n_trees_per_iteration_} trees per iteration; "
                                 "the pool model is binary (1)")
-    tables, rows, finders = [], [], []
+    tables, rows, finders, values = [], [], [], []
     bias = float(np.asarray(model._baseline_prediction).ravel()[0])
     for (predictor,) in model._predictors:
         nodes = predictor.nodes
@@ -200,8 +212,9 @@ def _boosting_explainer(model, features: list[str], kind: str) -> Explainer:
         finders.append(TreePredictor(numbered, predictor.binned_left_cat_bitsets, predictor.raw_left_cat_bitsets))
         tables.append(table)
         rows.append(row)
+        values.append(np.asarray(nodes["value"], dtype=np.float64))
         bias += expected[0]
-    return Explainer(model, features, kind, bias, tables, rows, finders)
+    return Explainer(model, features, kind, bias, tables, rows, finders, values)
 
 
 def top_k(contributions: np.ndarray, k: int) -> np.ndarray:

@@ -58,7 +58,7 @@ def top_contributions(features: list[str], x, contributions, k: int):
     rows = np.repeat(np.arange(n), kept)
     cols = top.ravel()
     picked = contributions[rows, cols]
-    names = pa.DictionaryArray.from_arrays(pa.array(cols.astype(np.int32)), pa.array(features)).cast(pa.string())
+    names = pa.array(features, pa.string()).take(pa.array(cols.astype(np.int32)))
     structs = pa.StructArray.from_arrays([names, pa.array(x[rows, cols]), pa.array(picked)],
                                          names=["feature", "value", "contribution"])
     lists = pa.ListArray.from_arrays(pa.array(np.arange(0, n * kept + 1, kept, dtype=np.int32)), structs)
@@ -96,12 +96,14 @@ def score_batch(version: registry.ModelVersion, batch, ds: str, top_k: int = TOP
 
     batch = batch.reset_index(drop=True)
     x = features_matrix(batch, version.features)
-    scores = predict_scores(version.model, x)
     n = len(batch)
     if top_k > 0:
         explainer = version.explainer
-        raw = scores if explainer.kind == "probability" else explainer.raw_output(x)
-        top, top_sum = top_contributions(version.features, x, explainer.contributions(x), top_k)
+        # One walk of the trees gives both; the raw output equals the model's own to the bit.
+        raw, contributions = explainer.explain(x)
+        # The forest's raw output is its predict_proba: not walked twice.
+        scores = raw if explainer.kind == "probability" else predict_scores(version.model, x)
+        top, top_sum = top_contributions(version.features, x, contributions, top_k)
         explanation = {
             "raw_output": pd.Series(raw, dtype="float64"),
             "contribution_bias": pd.Series([explainer.bias] * n, dtype="float64"),
@@ -109,6 +111,7 @@ def score_batch(version: registry.ModelVersion, batch, ds: str, top_k: int = TOP
             "contribution_rest": pd.Series(raw - (explainer.bias + top_sum), dtype="float64"),
         }
     else:
+        scores = predict_scores(version.model, x)
         explanation = _no_explanation(n)
     profiles = apply_profiles(version.profiles, batch)
     return pd.DataFrame({
