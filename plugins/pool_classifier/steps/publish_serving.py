@@ -2,7 +2,9 @@
 
 A day's snapshot is one DuckDB file holding, for every address scored on that day or any day
 before it, its latest score (with the decision, the model version and the day it was scored),
-its profile and anomaly score, its features as of that day, its first and last seen times
+its profile and anomaly score, what explains the score (the scoring batch's top feature
+contributions, and the raw output, bias and rest they sum with; none for a day scored before
+them), its features as of that day, its first and last seen times
 (the state), the first day it was flagged, and its score on each day; plus the pool labels of
 the day, every block's pool up to the day, the per-pool and per-day figures, the candidates
 (flagged, no label explains them), and the champion's and the latest challenger's metadata and
