@@ -27,6 +27,7 @@ os.environ.setdefault("TZ", "UTC")
 RESULTS = ROOT / "bench" / "contributions_results.md"
 ROWS = int(os.environ.get("BENCH_ROWS", "101000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+SPARK = os.environ.get("BENCH_SPARK", "1") != "0"  # also the Spark job's scoring (local[2])
 DS = "2024-03-02"
 
 
@@ -76,9 +77,45 @@ def bench_kind(kind: str, folder: Path) -> dict:
     model_raw = explainer.raw_output(x)
     worst = float(abs(explainer.bias + phi.sum(axis=1) - model_raw).max())
     same = bool((raw == model_raw).all())
+    spark = bench_spark(target, version) if SPARK else None
     return {"kind": kind, "version": version, "rows": len(scored), "train_s": trained, "build_s": build,
+            "spark": spark,
             "without_s": without, "with_s": with_, "predict_s": predict, "contributions_s": contributions,
             "worst_sum_error": worst, "raw_equal": same, "leaves": sum(len(t) for t in explainer._rows)}
+
+
+def bench_spark(target, version: str) -> dict:
+    """The Spark job's scoring (read, the model broadcast, mapInPandas, materialised without
+    writing) on local[2], with top_k 0 and 5 alternated; best of REPEAT each."""
+    from pyspark.sql import SparkSession
+
+    from pool_classifier import datasets
+    from pool_classifier.io import spark_runner
+    from pool_classifier.model import scoring
+    from spark_jobs import score_addresses as job
+
+    env = spark_runner.spark_env()
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(ROOT)])
+    os.environ.update({k: env[k] for k in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "SPARK_LOCAL_IP")})
+    spark = (SparkSession.builder.master("local[2]").appName("bench contributions")
+             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    spark.sparkContext.setLogLevel("WARN")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(job.ARROW_BATCH_ROWS))
+    best = {0: None, 5: None}
+    try:
+        model = job.load_model(spark, target, version)
+        broadcast = spark.sparkContext.broadcast(model)
+        for _ in range(REPEAT):
+            for k in best:
+                t = time.perf_counter()
+                feats = spark.read.parquet(datasets.features_dir(target, "address_features", DS))
+                labels = spark.read.parquet(datasets.features_dir(target, "address_labels", DS))
+                scored = job.score(job.with_known_pool(feats, labels), broadcast, scoring.model_inputs(model[3]), DS, k)
+                scored.write.format("noop").mode("overwrite").save()
+                best[k] = min(best[k] or 1e9, time.perf_counter() - t)
+    finally:
+        spark.stop()
+    return {"without_s": best[0], "with_s": best[5]}
 
 
 def render(figures: list[dict], load: tuple[str, str]) -> str:
@@ -99,6 +136,11 @@ def render(figures: list[dict], load: tuple[str, str]) -> str:
             f"{f['contributions_s']:.2f} s vs {f['predict_s']:.2f} s | {f['worst_sum_error']:.1e} | "
             f"{'yes' if f['raw_equal'] else 'NO'} | "
             f"{f['build_s']:.2f} s ({f['leaves']:,} nodes) |")
+    spark = [f for f in figures if f["spark"]]
+    if spark:
+        lines += ["", "| model | Spark local[2] scoring, no contributions | with the top 5 | ratio |", "|---|---:|---:|---:|"]
+        lines += [f"| `{f['version']}` | {f['spark']['without_s']:.2f} s | {f['spark']['with_s']:.2f} s | "
+                  f"{f['spark']['with_s'] / f['spark']['without_s']:.2f} × |" for f in spark]
     return "\n".join(lines + [""])
 
 

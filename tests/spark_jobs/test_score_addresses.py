@@ -36,13 +36,14 @@ def plain(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _spark_scored(spark, target, version: str | None = None, partitions: int = 3) -> pd.DataFrame:
+def _spark_scored(spark, target, version: str | None = None, partitions: int = 3,
+                  top_k: int = scoring.TOP_K) -> pd.DataFrame:
     model = job.load_model(spark, target, version or job.resolve_version(spark, target, DS, None))
     features = spark.read.parquet(*atomic.data_files(datasets.features_dir(target, "address_features", DS)))
     features = features.repartition(partitions)
     labels = spark.read.parquet(*atomic.data_files(datasets.features_dir(target, "address_labels", DS)))
     broadcast = spark.sparkContext.broadcast(model)
-    scored = job.score(job.with_known_pool(features, labels), broadcast, scoring.model_inputs(model[3]), DS)
+    scored = job.score(job.with_known_pool(features, labels), broadcast, scoring.model_inputs(model[3]), DS, top_k)
     return scored.toPandas().sort_values("address", kind="stable").reset_index(drop=True)
 
 
@@ -60,6 +61,17 @@ def test_spark_scoring_equals_in_process_scoring_row_for_row(spark, local_target
     assert (in_spark[scoring.CONTRIBUTIONS_COLUMN].map(len) == scoring.TOP_K).all()
     # And the scores mean something: the pools score higher.
     assert in_spark.groupby("known_pool")["score"].mean()[True] > 0.5
+
+
+def test_spark_scoring_without_contributions_writes_them_null(spark, local_target):
+    write_day(local_target, DS)
+    train_model.train_model(local_target, DS, CONFIGS["hgb"])
+    in_spark = _spark_scored(spark, local_target, top_k=0)
+    in_process = score_addresses.score_in_process(local_target, DS, top_k=0)
+
+    assert in_spark[scoring.EXPLANATION_COLUMNS].isna().all().all()
+    pd.testing.assert_frame_equal(in_spark.drop(columns=scoring.EXPLANATION_COLUMNS),
+                                  in_process.drop(columns=scoring.EXPLANATION_COLUMNS), check_exact=True)
 
 
 def test_spark_drift_counts_equal_the_pandas_counts(spark):

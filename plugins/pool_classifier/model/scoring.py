@@ -1,6 +1,8 @@
 """Scoring a batch of feature rows with a registry version: the one function that turns feature
-rows into scored rows, used in the Spark job (per Arrow batch, `spark_jobs/score_addresses.py`)
-and in process alike (the reference the job is tested against, `steps/score_addresses.py`).
+rows into scored rows (score, decision, profile, anomaly, and the top feature contributions that
+explain the score, model/contributions.py), used in the Spark job (per Arrow batch,
+`spark_jobs/score_addresses.py`) and in process alike (the reference the job is tested against,
+`steps/score_addresses.py`).
 """
 from __future__ import annotations
 
@@ -72,13 +74,12 @@ def top_contributions(features: list[str], x, contributions, k: int):
 def _no_explanation(n: int) -> dict:
     """The explanation columns all null (contributions switched off: top_k = 0)."""
     import pandas as pd
-    import pyarrow as pa
 
-    kind = pa.list_(pa.struct([("feature", pa.string()), ("value", pa.float64()), ("contribution", pa.float64())]))
     nulls = pd.Series([None] * n, dtype="float64")
+    # None objects, not an Arrow null array: Spark's pandas conversion takes None for a null list
+    # (pandas' NA from an Arrow-backed column fails it).
     return {"raw_output": nulls, "contribution_bias": nulls.copy(),
-            CONTRIBUTIONS_COLUMN: pd.Series(pd.arrays.ArrowExtensionArray(pa.nulls(n, kind))),
-            "contribution_rest": nulls.copy()}
+            CONTRIBUTIONS_COLUMN: pd.Series([None] * n, dtype=object), "contribution_rest": nulls.copy()}
 
 
 def score_batch(version: registry.ModelVersion, batch, ds: str, top_k: int = TOP_K):
