@@ -20,7 +20,9 @@ Why this decomposition and not TreeSHAP: both are exact in this sense (local acc
 costs O(leaves × depth²) per tree and row, which on the fully grown baseline forest (thousands
 of leaves, depth 30+) is thousands of times a prediction; the path decomposition costs what the
 prediction costs (one root-to-leaf walk per tree, then one table row per tree), and routes rows
-with scikit-learn's own compiled traversal, so rows take the model's own branches. Its known bias: it credits features split near the leaves more than SHAP would.
+with scikit-learn's own compiled traversal, so rows take the model's own branches (the raw output
+of the same walk equals the model's to the bit). Its known bias: it credits features split near
+the leaves more than SHAP would (it is not consistent in SHAP's sense).
 """
 from __future__ import annotations
 
