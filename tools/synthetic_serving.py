@@ -8,8 +8,10 @@ tests/api/test_fixture_schema.py against tests/api/real_schema.json, captured fr
 
     python -m tools.synthetic_serving capture-schema data/bucket 2024-03-02 > tests/api/real_schema.json
 
-or, for one dataset, from any bucket the real job wrote (the other entries kept), e.g. the scores of
-`python -m tools.capture_scores_schema`'s real scoring run).
+or for one dataset from any bucket the real jobs wrote, the other entries kept:
+`python -m tools.synthetic_serving capture-schema <bucket> <day> predictions/address_scores`; the
+scores' entry now comes from `python -m tools.capture_scores_schema`, which runs the real scoring
+job on a small bucket).
 
 What it writes, so tests can predict answers (`Truth` returns it):
 * address i is P2PKH, P2WPKH, P2TR or P2SH by i % 10 (0-4, 5-7, 8, 9), from a seeded hash;
