@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from pool_classifier import datasets
@@ -124,6 +125,10 @@ def test_score_addresses_runs_the_spark_job_with_the_champion(local_target):
     assert result["drift"]["status"] == "ok" and result["drift"]["fail"] == []
     predictions = result["path"]
     assert [Path(f).name for f in atomic.data_files(predictions)] == ["part-00000.parquet"]
+    # The Parquet schema the API's fixture copies (tests/api/real_schema.json) is the job's.
+    real = json.loads((Path(__file__).parents[1] / "api" / "real_schema.json").read_text())
+    schema = pq.read_schema(atomic.data_files(predictions)[0])
+    assert [[n, str(schema.field(n).type)] for n in schema.names] == real["predictions/address_scores"]
     expected = score_addresses.score_in_process(local_target, DS)
     written = atomic.read_frame(predictions)
     pd.testing.assert_frame_equal(plain(written), plain(expected[scoring.PREDICTION_COLUMNS]), check_exact=True)
