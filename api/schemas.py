@@ -47,8 +47,22 @@ class Profile(BaseModel):
 
 
 class Contribution(BaseModel):
+    """One feature's share of the model's raw output (the scoring batch's tree-path decomposition)."""
+
     feature: str
-    value: float
+    value: float = Field(description="The feature's value the address was scored on")
+    contribution: float = Field(description="Its contribution to the raw output (log-odds, or probability for "
+                                            "a random forest); positive pushes towards a pool address")
+
+
+class Explanation(BaseModel):
+    """What the contributions add up to: bias + Σ contributions + rest = raw_output (to rounding, 1e-12)."""
+
+    raw_output: float = Field(description="The model's raw output for the address (see raw_output_kind)")
+    raw_output_kind: str | None = Field(description="log-odds (gradient boosting: score = 1/(1+e^-raw)) or "
+                                                    "probability (random forest: raw = score)")
+    bias: float = Field(description="The model's expected raw output over its training samples")
+    rest: float = Field(description="The sum of the contributions not listed (beyond the top k)")
 
 
 class Decision(BaseModel):
@@ -68,7 +82,11 @@ class AddressScore(BaseModel):
     pools: list[KnownPool] = Field(description="The pools it is labelled for, and how")
     profile: Profile | None = None
     contributions: list[Contribution] = Field(
-        default_factory=list, description="Top feature contributions to the score; empty when the snapshot has none")
+        default_factory=list, description="The top feature contributions to the score's raw output, largest |contribution| "
+                                          "first, computed by the scoring batch; empty when the address has none "
+                                          "(contributions_note says why)")
+    explanation: Explanation | None = Field(None, description="What the contributions sum to; null when none")
+    contributions_note: str | None = Field(None, description="Why the address has no contributions, when it has none")
     features: dict[str, float | int | None] = Field(description="The feature values it was scored on")
     first_seen: str | None = Field(None, description="First ordinary transaction, UTC")
     last_seen: str | None = Field(None, description="Last ordinary transaction up to the day, UTC")

@@ -9,7 +9,9 @@ through `pool_classifier.model.scoring.score_batch`, the function in-process sco
 
 Writes for `ds`, each folder swapped into place whole (never half-written):
 * `predictions/drift/dt=<ds>/{drift.json,drift.md}`: PSI per feature against the training data;
-* `predictions/address_scores/dt=<ds>/`: the predictions, with the model version;
+* `predictions/address_scores/dt=<ds>/`: the predictions, with the model version, and what
+  explains each: its raw output, the model's bias, its top `--top-k` feature contributions and
+  the rest of them (model/contributions.py);
 * `predictions/address_profiles/dt=<ds>/`: profile and anomaly score per address.
 
 When the drift is far above its limit, the features hold nulls, the model does not match
@@ -17,7 +19,7 @@ this code, or there is no model, it exits with code 3 after printing `<ErrorClas
 (a retry would fail the same way); with drift far above the limit, only the drift report is
 written.
 
-    spark-submit score_addresses.py --ds 2024-03-01 --bucket <bucket> [--model-version V]
+    spark-submit score_addresses.py --ds 2024-03-01 --bucket <bucket> [--model-version V] [--top-k 5]
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from pool_classifier.model.scoring import (
     PREDICTION_COLUMNS,
     PROFILE_COLUMNS,
     SCORED_SCHEMA,
+    TOP_K,
     check_features,
     model_inputs,
 )
@@ -60,11 +63,12 @@ def with_known_pool(features: DataFrame, labels: DataFrame) -> DataFrame:
     return features.join(known, "address", "left").withColumn("known_pool", F.coalesce("known_pool", F.lit(False)))
 
 
-def score(features: DataFrame, model, inputs: list[str], ds: str) -> DataFrame:
-    """Scored rows (score.SCORED_SCHEMA) for the `inputs` columns of `features` (+ known_pool).
+def score(features: DataFrame, model, inputs: list[str], ds: str, top_k: int = TOP_K) -> DataFrame:
+    """Scored rows (score.SCORED_SCHEMA) for the `inputs` columns of `features` (+ known_pool),
+    with the `top_k` feature contributions of each.
 
     `model` is a Broadcast of (version, model bytes, profiles bytes, metadata): each Python
-    worker unpickles it once, then scores Arrow batches.
+    worker unpickles it once (and builds its contributions' tables once), then scores Arrow batches.
     """
     def score_batches(batches):
         from pool_classifier.model import registry as registry_
@@ -72,7 +76,7 @@ def score(features: DataFrame, model, inputs: list[str], ds: str) -> DataFrame:
 
         loaded = registry_.cached_version_from_bytes(*model.value)
         for batch in batches:
-            yield scoring.score_batch(loaded, batch, ds)
+            yield scoring.score_batch(loaded, batch, ds, top_k)
 
     # Doubles cross to Python as Arrow doubles (exact satoshi DECIMALs would arrive as Python
     # Decimal objects, slow to convert); score_batch casts to double all the same.
@@ -173,7 +177,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--model-version", help="score with this version instead of the day's champion")
     parser.add_argument("--warn-psi", type=float, default=drift.DriftConfig.warn_psi)
     parser.add_argument("--fail-psi", type=float, default=drift.DriftConfig.fail_psi)
-    return parser.parse_args(argv)
+    parser.add_argument("--top-k", type=int, default=TOP_K, help="feature contributions kept per address (0: none)")
+    args = parser.parse_args(argv)
+    if args.top_k < 0:
+        parser.error(f"--top-k {args.top_k}: give 0 (no contributions) or more")
+    return args
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
@@ -208,7 +216,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         print(f"WARNING {result['message']}", file=sys.stderr)
 
     broadcast = spark.sparkContext.broadcast(model)
-    scored = score(with_known_pool(features, labels), broadcast, model_inputs(metadata), args.ds).cache()
+    scored = score(with_known_pool(features, labels), broadcast, model_inputs(metadata), args.ds, args.top_k).cache()
     rows = scored.count()
     seconds["score"] = time.monotonic() - started - sum(seconds.values())
     write_table(spark, scored.select(*PREDICTION_COLUMNS), datasets.predictions_dir(where, args.ds), rows)

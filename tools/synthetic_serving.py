@@ -6,13 +6,22 @@ publish them), and the model registry (`models/<version>/metadata.json`, `report
 the API benchmark a million addresses. Column names and types equal a real run's (checked by
 tests/api/test_fixture_schema.py against tests/api/real_schema.json, captured from `make run`:
 
-    python -m tools.synthetic_serving capture-schema data/bucket 2024-03-02 > tests/api/real_schema.json).
+    python -m tools.synthetic_serving capture-schema data/bucket 2024-03-02 > tests/api/real_schema.json
+
+or for one dataset from any bucket the real jobs wrote, the other entries kept:
+`python -m tools.synthetic_serving capture-schema <bucket> <day> predictions/address_scores`; the
+scores' entry now comes from `python -m tools.capture_scores_schema`, which runs the real scoring
+job on a small bucket).
 
 What it writes, so tests can predict answers (`Truth` returns it):
 * address i is P2PKH, P2WPKH, P2TR or P2SH by i % 10 (0-4, 5-7, 8, 9), from a seeded hash;
 * every 50th address is labelled for one of POOLS (coinbase, or pool_list for every 4th of them),
   and scores high; address i with i % 200 == 101 (unlabelled) scores high too (a candidate);
 * `coinbase_only` more pool addresses are labelled but never active: no features, no score;
+* every score is explained (but on the days `contributions` leaves out: the scores of a batch
+  before contributions existed):
+  raw_output = logit(score), contribution_bias = BIAS, the CONTRIBUTING features' shares of
+  raw − bias as top_contributions (with the features' values) and the remainder as the rest;
 * address i with i % 7 == 3 is active on the first day only (its latest score is that day's);
   the others on each day with probability `active_share` (every address on the last day when
   `all_last_day`).
@@ -57,10 +66,22 @@ def _feature_type(name: str) -> pa.DataType:
     return pa.int64()
 
 
+_CONTRIBUTION = pa.struct([("feature", pa.string()), ("value", pa.float64()), ("contribution", pa.float64())])
+# What explains a score, as the scoring batch writes it since it computes contributions.
+_EXPLANATION = [("raw_output", pa.float64()), ("contribution_bias", pa.float64()),
+                ("top_contributions", pa.list_(pa.field("element", _CONTRIBUTION))),
+                ("contribution_rest", pa.float64())]
+# The synthetic decomposition: these features get these shares of raw − bias, the rest the remainder.
+CONTRIBUTING = (("total_tx_input_count", 0.5), ("mean_tx_output_value", -0.25), ("total_tx_input_value", 0.2),
+                ("mean_input_idle_time", 0.1), ("has_spent", -0.05))
+BIAS = -3.0
+_SCORES_BEFORE = [("address", pa.string()), ("score", pa.float64()), ("label", pa.bool_()),
+                  ("known_pool", pa.bool_()), ("model_version", pa.string()), ("logical_date", pa.date32())]
+
 SCHEMAS = {
-    "predictions/address_scores": pa.schema([("address", pa.string()), ("score", pa.float64()), ("label", pa.bool_()),
-                                             ("known_pool", pa.bool_()), ("model_version", pa.string()),
-                                             ("logical_date", pa.date32())]),
+    "predictions/address_scores": pa.schema([*_SCORES_BEFORE, *_EXPLANATION]),
+    # The scores of a batch before contributions existed (a snapshot may hold such days).
+    "predictions/address_scores_before": pa.schema(_SCORES_BEFORE),
     "predictions/address_profiles": pa.schema([("address", pa.string()), ("profile", pa.int32()),
                                                ("anomaly_score", pa.float64()), ("is_anomaly", pa.bool_()),
                                                ("model_version", pa.string()), ("logical_date", pa.date32())]),
@@ -169,9 +190,12 @@ def _write_model(where, version: str, day: str, promoted: bool, champion: str | 
 
 
 def write_bucket(bucket: str, days: list[str], n_addresses: int, seed: int = 7, active_share: float = 0.6,
-                 coinbase_only: int = 3, all_last_day: bool = False, contributions: bool = False,
+                 coinbase_only: int = 3, all_last_day: bool = False, contributions: bool | tuple[str, ...] = True,
                  keep_scores: bool = True) -> Truth:
-    """Write the datasets of `days` (oldest first) under `bucket`; returns what was written."""
+    """Write the datasets of `days` (oldest first) under `bucket`; returns what was written.
+
+    `contributions`: every day's scores explained (True), none (False), or those of the days listed.
+    """
     where = datasets.Bucket(bucket)
     rng = np.random.default_rng(seed)
     n = n_addresses
@@ -219,19 +243,7 @@ def write_bucket(bucket: str, days: list[str], n_addresses: int, seed: int = 7, 
         known = labelled[rows]
         scores = {"address": addr, "score": score, "label": score >= THRESHOLD, "known_pool": known,
                   "model_version": [version] * m, "logical_date": dates}
-        table = pa.table(scores)
-        if contributions:
-            contrib = [[{"feature": "total_tx_input_value", "value": float(s) / 2},
-                        {"feature": "mean_tx_output_value", "value": -0.1}] for s in score]
-            table = table.append_column(
-                "top_contributions",
-                pa.array(contrib, pa.list_(pa.struct([("feature", pa.string()), ("value", pa.float64())]))))
-            expected = SCHEMAS["predictions/address_scores"]
-            with atomic.write_dir(datasets.predictions_dir(where, day)) as folder:
-                pq.write_table(table.cast(pa.schema([*expected, table.schema.field("top_contributions")])),
-                               Path(folder) / "part-00000.parquet")
-        else:
-            _write(datasets.predictions_dir(where, day), table, "predictions/address_scores")
+        scores_table = pa.table(scores)
         if keep_scores:
             truth.scores.update({(a, day): float(s) for a, s in zip(addr, score)})
         anomaly = rng.uniform(0.3, 0.8, m)
@@ -259,6 +271,11 @@ def write_bucket(bucket: str, days: list[str], n_addresses: int, seed: int = 7, 
                 features[name] = count.astype(np.int64) if "count" in name or "tx" in name else np.zeros(m, np.int64)
         features[FIRST_SEEN] = seen_first[rows]
         _write(datasets.features_dir(where, "address_features", day), pa.table(features), "features/address_features")
+        if contributions is True or (contributions and day in contributions):
+            _write(datasets.predictions_dir(where, day), _explained(scores_table, score, features),
+                   "predictions/address_scores")
+        else:
+            _write(datasets.predictions_dir(where, day), scores_table, "predictions/address_scores_before")
         _write(datasets.features_dir(where, "address_labels", day), label_table, "features/address_labels")
         weights = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
         pools = rng.choice(len(POOLS) + 1, BLOCKS_PER_DAY, p=np.append(weights * 0.97, 0.03))
@@ -275,6 +292,29 @@ def write_bucket(bucket: str, days: list[str], n_addresses: int, seed: int = 7, 
         _write_state(where, day, names, seen_first, seen_last, date)
     _write_registry(where, days, seed, truth)
     return truth
+
+
+def _explained(table: pa.Table, score: np.ndarray, features: dict) -> pa.Table:
+    """The scores with their synthetic explanation: bias + Σ top contributions + rest = raw output."""
+    m = len(score)
+    p = np.clip(score, 1e-9, 1 - 1e-9)
+    raw = np.log(p / (1 - p))
+    shares = np.array([w for _, w in CONTRIBUTING])
+    parts = (raw - BIAS)[:, None] * shares[None, :]
+    order = np.argsort(-np.abs(shares), kind="stable")  # largest first, as the batch ranks them
+    k = len(order)
+    names = pa.array([CONTRIBUTING[j][0] for j in order] * m)
+    values = np.column_stack([np.asarray(pa.array(features[CONTRIBUTING[j][0]]).cast(pa.float64()))
+                              for j in order]).ravel()
+    structs = pa.StructArray.from_arrays([names, pa.array(values), pa.array(parts[:, order].ravel())],
+                                         fields=list(_CONTRIBUTION))
+    tops = pa.ListArray.from_arrays(pa.array(np.arange(0, m * k + 1, k, dtype=np.int32)), structs)
+    total = np.zeros(m)
+    for j in order:
+        total = total + parts[:, j]
+    rest = raw - (BIAS + total)
+    return (table.append_column("raw_output", pa.array(raw)).append_column("contribution_bias", pa.array(np.full(m, BIAS)))
+            .append_column("top_contributions", tops).append_column("contribution_rest", pa.array(rest)))
 
 
 def _write_state(where, day: str, names: list[str], first: np.ndarray, last: np.ndarray, date: dt.date) -> None:
@@ -310,8 +350,9 @@ def _write_registry(where, days: list[str], seed: int, truth: Truth) -> None:
 # ---------------------------------------------------------------- the real run's schemas
 
 
-def capture_schema(bucket: str, ds: str) -> dict[str, list[list[str]]]:
-    """The Parquet schema (name, Arrow type) of every dataset above, as the pipeline wrote it for `ds`."""
+def capture_schema(bucket: str, ds: str, names: list[str] | None = None) -> dict[str, list[list[str]]]:
+    """The Parquet schema (name, Arrow type) of every dataset above (or of `names`), as the pipeline
+    wrote it for `ds`."""
     where = datasets.Bucket(bucket)
     locations = {
         "predictions/address_scores": datasets.predictions_dir(where, ds),
@@ -322,6 +363,8 @@ def capture_schema(bucket: str, ds: str) -> dict[str, list[list[str]]]:
     }
     out = {}
     for name, location in sorted(locations.items()):
+        if names is not None and name not in names:
+            continue
         schema = pq.read_schema(atomic.files_or_fail(location, name)[0])
         out[name] = [[n, str(schema.field(n).type)] for n in schema.names]
     return out
@@ -330,6 +373,12 @@ def capture_schema(bucket: str, ds: str) -> dict[str, list[list[str]]]:
 if __name__ == "__main__":
     import sys
 
-    if len(sys.argv) != 4 or sys.argv[1] != "capture-schema":
-        sys.exit("usage: python -m tools.synthetic_serving capture-schema <bucket> <day>")
-    print(json.dumps(capture_schema(sys.argv[2], sys.argv[3]), indent=1))
+    if len(sys.argv) < 4 or sys.argv[1] != "capture-schema":
+        sys.exit("usage: python -m tools.synthetic_serving capture-schema <bucket> <day> [<dataset> …]\n"
+                 "  (with datasets, e.g. predictions/address_scores: only those, printed over the\n"
+                 "  other entries of tests/api/real_schema.json)")
+    only = sys.argv[4:] or None
+    captured = capture_schema(sys.argv[2], sys.argv[3], only)
+    if only:
+        captured = {**json.loads((Path(__file__).parents[1] / "tests/api/real_schema.json").read_text()), **captured}
+    print(json.dumps(captured, indent=1))

@@ -43,18 +43,35 @@ def _not_found(snap: Snapshot, address: str) -> ApiError:
 
 
 def _contributions(raw) -> list[dict]:
+    """The document's top contributions (a JSON list of {feature, value, contribution}); [] if none."""
     if not raw:
         return []
     try:
         items = json.loads(raw) if isinstance(raw, str) else raw
-        return [{"feature": str(i["feature"]), "value": float(i["value"])} for i in items]
+        return [{"feature": str(i["feature"]), "value": float(i["value"]), "contribution": float(i["contribution"])}
+                for i in items]
     except (ValueError, TypeError, KeyError):
         return []
+
+
+def _explanation(snap: Snapshot, row: dict, contributions: list[dict]) -> tuple[dict | None, str | None]:
+    """(explanation, None) when the address has contributions, else (None, why not)."""
+    found = row.get("explanation")
+    if row.get("score") is None:
+        return None, "not scored (no ordinary transaction: no features), so no contributions"
+    if not found or not contributions:
+        return None, (f"scored on {row.get('scored_day')} by a scoring batch that did not compute contributions; "
+                      "they appear once the address is scored again")
+    kind = snap.meta.get("raw_outputs", {}).get(row.get("model_version"))
+    return {"raw_output": found["raw_output"], "raw_output_kind": kind, "bias": found["bias"],
+            "rest": found["rest"]}, None
 
 
 def _answer(snap: Snapshot, checked: checks.Address, row: dict) -> dict:
     scored = row.get("score") is not None
     threshold = snap.meta["thresholds"].get(row.get("model_version"), snap.meta["threshold"])
+    contributions = _contributions(row.get("contributions"))
+    explanation, note = _explanation(snap, row, contributions)
     return {
         "address": checked.text,
         "address_kinds": list(checked.kinds),
@@ -65,7 +82,9 @@ def _answer(snap: Snapshot, checked: checks.Address, row: dict) -> dict:
         "pools": row["pools"],
         "profile": ({"profile": row.get("profile"), "anomaly_score": row.get("anomaly_score"),
                      "is_anomaly": row.get("is_anomaly")} if scored else None),
-        "contributions": _contributions(row.get("contributions")),
+        "contributions": contributions if explanation else [],
+        "explanation": explanation,
+        "contributions_note": note,
         "features": row["features"],
         "first_seen": row.get("first_seen"),
         "last_seen": row.get("last_seen"),

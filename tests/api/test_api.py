@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 import pytest
 
 from api import schemas
 from tests.api.conftest import DAYS
+from tools import synthetic_serving
 
 
 def _latest(truth, address: str, ds: str = DAYS[-1]) -> tuple[str, float]:
@@ -38,12 +40,35 @@ def test_an_address_answers_score_decision_pool_profile_features_and_lineage(cli
     assert body.known_pool and [(p.pool_id, p.pool_name, p.label_source) for p in body.pools] == [
         (pool_id, pool_name, source)]
     assert body.profile.profile is not None and body.profile.anomaly_score is not None
-    assert body.model_version == truth.champion and body.contributions == []
+    assert body.model_version == truth.champion
     assert set(body.features) == set(schemas_features()) and body.features["has_received"] == 1
     assert body.first_seen.startswith(DAYS[0]) and body.last_seen[:10] in DAYS
     assert body.lineage.snapshot_day == DAYS[-1] and body.lineage.data_since == DAYS[0]
     assert len(body.lineage.pools_sha256) == 64 and body.lineage.watermark.block_number == 832_800 + 3 * 144 - 1
     assert body.address_kinds == ["P2PKH address"]
+
+
+def test_an_address_answers_the_contributions_that_explain_its_score(client, served):
+    _, truth = served
+    address = next(a for a in truth.addresses if (a, DAYS[-1]) in truth.scores)
+    body = schemas.AddressScore.model_validate(client.get(f"/v1/addresses/{address}").json())
+    ranked = sorted(synthetic_serving.CONTRIBUTING, key=lambda c: -abs(c[1]))
+    assert [c.feature for c in body.contributions] == [f for f, _ in ranked]
+    assert [c.value for c in body.contributions] == [body.features[f] for f, _ in ranked]  # the feature's value
+    x = body.explanation
+    assert x.raw_output_kind == "log-odds" and x.bias == synthetic_serving.BIAS and body.contributions_note is None
+    assert x.raw_output == pytest.approx(math.log(body.score / (1 - body.score)), abs=1e-9)
+    assert x.bias + sum(c.contribution for c in body.contributions) + x.rest == pytest.approx(x.raw_output, abs=1e-12)
+    # In the batch lookup too, the same answer.
+    found = client.post("/v1/addresses:lookup", json={"addresses": [address]}).json()["results"][0]["result"]
+    assert found["contributions"] == [c.model_dump() for c in body.contributions]
+
+
+def test_an_address_without_contributions_says_why(client, served):
+    _, truth = served
+    body = schemas.AddressScore.model_validate(client.get(f"/v1/addresses/{truth.coinbase_only[0]}").json())
+    assert body.contributions == [] and body.explanation is None
+    assert body.contributions_note.startswith("not scored")
 
 
 def schemas_features():
@@ -279,3 +304,26 @@ def test_the_decision_is_at_the_threshold_of_the_model_that_scored_the_address(c
         meta["thresholds"].clear()
         meta["thresholds"].update(saved)
     assert client.get(f"/v1/addresses/{address}").json()["decision"] == {"is_pool": True, "threshold": 0.5}
+
+
+def test_an_address_last_scored_before_contributions_existed_says_so(tmp_path):
+    from tests.api.conftest import build_bucket, start_server
+
+    # Days 2 and 3 scored by the batch that computes contributions, day 1 by one before it.
+    bucket, truth = build_bucket(tmp_path, publish_until=DAYS[-1], contributions=tuple(DAYS[1:]))
+    running = start_server(bucket)
+    try:
+        with running.client() as c:
+            old = schemas.AddressScore.model_validate(c.get(f"/v1/addresses/{truth.addresses[3]}").json())
+            as_of_day_1 = schemas.AddressScore.model_validate(c.get(f"/v1/addresses/{truth.addresses[3]}",
+                                                                    params={"as_of": DAYS[0]}).json())
+            recent = next(a for a in truth.addresses if (a, DAYS[-1]) in truth.scores)
+            explained = schemas.AddressScore.model_validate(c.get(f"/v1/addresses/{recent}").json())
+    finally:
+        running.stop()
+    for body in (old, as_of_day_1):  # active on day 1 only
+        assert body.scored and body.scored_day == DAYS[0]
+        assert body.contributions == [] and body.explanation is None
+        assert body.contributions_note == (f"scored on {DAYS[0]} by a scoring batch that did not compute "
+                                           "contributions; they appear once the address is scored again")
+    assert len(explained.contributions) == 5 and explained.contributions_note is None

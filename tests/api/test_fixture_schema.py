@@ -13,12 +13,13 @@ import pytest
 from pool_classifier import datasets
 from pool_classifier.io import atomic
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
-from pool_classifier.model.scoring import PREDICTION_COLUMNS, PROFILE_COLUMNS, SCORED_SCHEMA
+from pool_classifier.model.scoring import CONTRIBUTIONS_TYPE, PREDICTION_COLUMNS, PROFILE_COLUMNS, SCORED_FIELDS
 from tests.api.conftest import DAYS
 
 REAL = json.loads((Path(__file__).parent / "real_schema.json").read_text())
 # Spark SQL types (SCORED_SCHEMA) as pyarrow writes them from a Spark Parquet file.
-SPARK_TO_ARROW = {"string": "string", "double": "double", "boolean": "bool", "int": "int32", "date": "date32[day]"}
+SPARK_TO_ARROW = {"string": "string", "double": "double", "boolean": "bool", "int": "int32", "date": "date32[day]",
+                  CONTRIBUTIONS_TYPE: "list<element: struct<feature: string, value: double, contribution: double>>"}
 
 
 def _location(bucket, name: str, ds: str) -> str:
@@ -42,7 +43,7 @@ def test_the_fixture_writes_the_real_runs_schema(served, name):
 
 
 def test_the_captured_scores_are_what_the_scoring_job_declares():
-    declared = dict(pair.strip().split(" ") for pair in SCORED_SCHEMA.split(","))
+    declared = dict(SCORED_FIELDS)
     for name, columns in (("predictions/address_scores", PREDICTION_COLUMNS),
                           ("predictions/address_profiles", PROFILE_COLUMNS)):
         real = REAL[name]

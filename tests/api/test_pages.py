@@ -12,6 +12,7 @@ import pytest
 
 from tests.api.conftest import build_bucket, start_server
 from tests.conftest import PROJECT_ROOT
+from tools import synthetic_serving
 
 IMG = PROJECT_ROOT / "docs" / "img"
 BROWSER = next((b for b in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "",
@@ -22,8 +23,10 @@ pytestmark = pytest.mark.skipif(BROWSER is None,
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """A bucket whose scores carry contributions (so the bar chart has bars), all days published."""
-    bucket, truth = build_bucket(tmp_path_factory.mktemp("pages"), publish_until="2024-03-03", contributions=True)
+    """A bucket whose scores carry contributions (so the bar chart has bars) but on the first day, all days
+    published."""
+    bucket, truth = build_bucket(tmp_path_factory.mktemp("pages"), publish_until="2024-03-03",
+                                 contributions=("2024-03-02", "2024-03-03"))
     server = start_server(bucket)
     yield server, truth
     server.stop()
@@ -54,11 +57,23 @@ def test_the_address_page_shows_score_decision_pool_and_both_charts(site, tmp_pa
     assert _text(dom, "score") == f"{truth.scores[(address, '2024-03-03')]:.4f}"
     assert truth.labels[address][1] in _text(dom, "pool")
     assert _text(dom, "decision") == "pool address"
-    assert 'data-series="total_tx_input_value|mean_tx_output_value"' in dom  # the contributions' bars
+    features = "|".join(f for f, _ in sorted(synthetic_serving.CONTRIBUTING, key=lambda c: -abs(c[1])))
+    assert f'data-series="{features}"' in dom  # the contributions' bars, largest first
+    summed = re.search(r'id="contributions-sum"[^>]*>(.*?)</p>', dom, re.S)
+    assert summed and summed.group(1).startswith("log-odds ") and "= bias -3 + these 5 + the other features " in summed.group(1)
     days = [d for d in truth.days if (address, d) in truth.scores]
     assert f'data-series="{"|".join(days)}"' in dom  # the score history's points
     assert "box-sizing: border-box" in dom  # Chart.js sized and drew the canvases
     assert 'id="problem"' not in dom
+
+
+def test_the_address_page_says_why_an_address_has_no_contributions(site, tmp_path):
+    server, truth = site
+    address = truth.addresses[3]  # active on the first day only, scored before contributions existed
+    dom = chromium(tmp_path, f"{server.url}/addresses/{address}")
+    why = re.search(r'id="no-contributions"[^>]*>(.*?)</p>', dom, re.S)
+    assert why and "scored on 2024-03-01 by a scoring batch that did not compute contributions" in why.group(1)
+    assert 'id="contributions-sum"' not in dom
 
 
 def test_the_address_page_says_what_a_bad_address_is(site, tmp_path):

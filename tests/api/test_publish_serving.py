@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import duckdb
 import pytest
@@ -15,6 +16,7 @@ from pool_classifier.io import atomic, doc_index, versioned
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS
 from pool_classifier.steps import publish_serving
 from tests.api.conftest import DAYS, build_bucket
+from tools import synthetic_serving
 
 
 def _snapshot(bucket: str, ds: str) -> tuple[duckdb.DuckDBPyConnection, dict]:
@@ -150,10 +152,31 @@ def test_the_command_line_publishes_every_scored_day(tmp_path, monkeypatch, caps
     assert versioned.read_pointer(atomic.FS, datasets.serving_root(where))["meta"]["ds"] == DAYS[1]
 
 
-def test_contributions_are_carried_when_the_scoring_batch_has_them(tmp_path):
-    bucket, truth = build_bucket(tmp_path, days=DAYS[:1], publish_until=DAYS[0], contributions=True)
-    con, meta = _snapshot(bucket, DAYS[0])
+def test_contributions_are_carried_with_what_they_sum_to_and_days_before_them_have_none(tmp_path):
+    # Day 1 scored by a batch before contributions existed, day 2 by one that computes them.
+    bucket, truth = build_bucket(tmp_path, days=DAYS[:2], publish_until=DAYS[1], contributions=(DAYS[1],))
+    _, meta = _snapshot(bucket, DAYS[1])
     assert meta["has_contributions"] is True
+    assert meta["raw_outputs"] == {truth.champion: "log-odds"}
+    docs = _docs(bucket, DAYS[1])
+    address = next(a for a in truth.addresses if (a, DAYS[1]) in truth.scores)
+    doc = docs.get(address, json.loads)
+    ranked = sorted(synthetic_serving.CONTRIBUTING, key=lambda c: -abs(c[1]))
+    assert [c["feature"] for c in doc["contributions"]] == [f for f, _ in ranked]
+    features = dict(zip(FEATURE_COLUMNS, doc["feature_values"]))
+    assert [c["value"] for c in doc["contributions"]] == [float(features[f]) for f, _ in ranked]
+    x = doc["explanation"]
+    assert x["raw_output"] == pytest.approx(math.log(doc["score"] / (1 - doc["score"])))
+    assert x["bias"] + sum(c["contribution"] for c in doc["contributions"]) + x["rest"] == pytest.approx(
+        x["raw_output"], abs=1e-12)
+    # Active on day 1 only: its latest score has no contributions, and the document says none.
+    old = docs.get(truth.addresses[3], json.loads)
+    assert old["scored_day"] == DAYS[0] and old["contributions"] is None and old["explanation"] is None
+
+
+def test_a_snapshot_of_days_before_contributions_has_none(tmp_path):
+    bucket, truth = build_bucket(tmp_path, days=DAYS[:1], publish_until=DAYS[0], contributions=False)
+    _, meta = _snapshot(bucket, DAYS[0])
+    assert meta["has_contributions"] is False
     doc = _docs(bucket, DAYS[0]).get(truth.addresses[0], json.loads)
-    assert [c["feature"] for c in doc["contributions"]] == ["total_tx_input_value", "mean_tx_output_value"]
-    assert doc["contributions"][0]["value"] == pytest.approx(doc["score"] / 2)
+    assert doc["score"] is not None and doc["contributions"] is None and doc["explanation"] is None

@@ -167,11 +167,29 @@ def test_loads_replace_one_day_partition(rendered, task_id, table):
         SETTINGS["project"], "pool_classifier", f"{table}${DS.replace('-', '')}")
     assert config.write_disposition == "WRITE_TRUNCATE" and config.create_disposition == "CREATE_NEVER"
     assert config.source_format == "PARQUET"
+    # Parquet lists load as the REPEATED fields the schema declares (top_contributions).
+    assert config.parquet_options.enable_list_inference is True
     schema = json.loads(schema_file(table).read_text())
     names = {f["name"]: f["type"] for f in schema}
     # The partition column is a date or a timestamp of the table; the clustering columns exist.
     assert names[config.time_partitioning.field] in ("DATE", "TIMESTAMP")
     assert set(config.clustering_fields) <= set(names)
+
+
+def test_the_scores_table_has_the_columns_the_scoring_job_writes():
+    from google.cloud import bigquery
+
+    from pool_classifier.model import scoring
+
+    fields = [bigquery.SchemaField.from_api_repr(f) for f in json.loads(schema_file("address_scores").read_text())]
+    assert [f.name for f in fields] == scoring.PREDICTION_COLUMNS
+    assert all(f.description for f in fields)
+    top = next(f for f in fields if f.name == scoring.CONTRIBUTIONS_COLUMN)
+    # The Spark job's array<struct<…>>: a REPEATED RECORD of the same members.
+    assert (top.field_type, top.mode) == ("RECORD", "REPEATED")
+    assert [(g.name, g.field_type) for g in top.fields] == [
+        ("feature", "STRING"), ("value", "FLOAT64"), ("contribution", "FLOAT64")]
+    assert scoring.CONTRIBUTIONS_TYPE == "array<struct<feature:string,value:double,contribution:double>>"
 
 
 def test_what_each_step_writes_is_where_the_next_reads(rendered):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from pool_classifier import datasets
@@ -27,13 +28,23 @@ CONFIGS = {
 }
 
 
-def _spark_scored(spark, target, version: str | None = None, partitions: int = 3) -> pd.DataFrame:
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its top contributions as tuples of (feature, value, contribution): one form
+    for what score_batch returns (Arrow-backed), Spark's toPandas and a Parquet read give."""
+    out = frame.copy()
+    out[scoring.CONTRIBUTIONS_COLUMN] = [
+        tuple((c["feature"], c["value"], c["contribution"]) for c in top) for top in frame[scoring.CONTRIBUTIONS_COLUMN]]
+    return out
+
+
+def _spark_scored(spark, target, version: str | None = None, partitions: int = 3,
+                  top_k: int = scoring.TOP_K) -> pd.DataFrame:
     model = job.load_model(spark, target, version or job.resolve_version(spark, target, DS, None))
     features = spark.read.parquet(*atomic.data_files(datasets.features_dir(target, "address_features", DS)))
     features = features.repartition(partitions)
     labels = spark.read.parquet(*atomic.data_files(datasets.features_dir(target, "address_labels", DS)))
     broadcast = spark.sparkContext.broadcast(model)
-    scored = job.score(job.with_known_pool(features, labels), broadcast, scoring.model_inputs(model[3]), DS)
+    scored = job.score(job.with_known_pool(features, labels), broadcast, scoring.model_inputs(model[3]), DS, top_k)
     return scored.toPandas().sort_values("address", kind="stable").reset_index(drop=True)
 
 
@@ -46,10 +57,22 @@ def test_spark_scoring_equals_in_process_scoring_row_for_row(spark, local_target
 
     assert len(in_spark) == 3060 and in_spark["known_pool"].sum() == 60
     assert (in_spark["model_version"] == f"{candidate}-{DS}").all()
-    # Exactly equal: the same scores to the last bit, whatever the partitioning.
-    pd.testing.assert_frame_equal(in_spark, in_process, check_exact=True)
+    # Exactly equal: the same scores and contributions to the last bit, whatever the partitioning.
+    pd.testing.assert_frame_equal(plain(in_spark), plain(in_process), check_exact=True)
+    assert (in_spark[scoring.CONTRIBUTIONS_COLUMN].map(len) == scoring.TOP_K).all()
     # And the scores mean something: the pools score higher.
     assert in_spark.groupby("known_pool")["score"].mean()[True] > 0.5
+
+
+def test_spark_scoring_without_contributions_writes_them_null(spark, local_target):
+    write_day(local_target, DS)
+    train_model.train_model(local_target, DS, CONFIGS["hgb"])
+    in_spark = _spark_scored(spark, local_target, top_k=0)
+    in_process = score_addresses.score_in_process(local_target, DS, top_k=0)
+
+    assert in_spark[scoring.EXPLANATION_COLUMNS].isna().all().all()
+    pd.testing.assert_frame_equal(in_spark.drop(columns=scoring.EXPLANATION_COLUMNS),
+                                  in_process.drop(columns=scoring.EXPLANATION_COLUMNS), check_exact=True)
 
 
 def test_spark_drift_counts_equal_the_pandas_counts(spark):
@@ -75,6 +98,15 @@ def test_the_job_refuses_a_model_that_does_not_match_this_code(spark, local_targ
         job.load_model(spark, local_target, version)
 
 
+def test_the_job_keeps_the_top_5_contributions_unless_told_and_refuses_a_negative_top_k(capsys):
+    assert job.parse_args(["--ds", DS, "--bucket", "/tmp/b"]).top_k == scoring.TOP_K == 5
+    assert job.parse_args(["--ds", DS, "--bucket", "/tmp/b", "--top-k", "0"]).top_k == 0
+    with pytest.raises(SystemExit):
+        job.parse_args(["--ds", DS, "--bucket", "/tmp/b", "--top-k", "-1"])
+    assert "--top-k -1: give 0 (no contributions) or more" in capsys.readouterr().err
+    assert score_addresses.job_args(datasets.Bucket("/tmp/b"), DS)[-2:] == ["--top-k", "5"]
+
+
 def test_the_job_names_what_is_missing(spark, local_target):
     with pytest.raises(registry.ModelNotFoundError, match="no champion for 2024-03-02"):
         job.resolve_version(spark, local_target, DS, None)
@@ -93,9 +125,13 @@ def test_score_addresses_runs_the_spark_job_with_the_champion(local_target):
     assert result["drift"]["status"] == "ok" and result["drift"]["fail"] == []
     predictions = result["path"]
     assert [Path(f).name for f in atomic.data_files(predictions)] == ["part-00000.parquet"]
+    # The Parquet schema the API's fixture copies (tests/api/real_schema.json) is the job's.
+    real = json.loads((Path(__file__).parents[1] / "api" / "real_schema.json").read_text())
+    schema = pq.read_schema(atomic.data_files(predictions)[0])
+    assert [[n, str(schema.field(n).type)] for n in schema.names] == real["predictions/address_scores"]
     expected = score_addresses.score_in_process(local_target, DS)
     written = atomic.read_frame(predictions)
-    pd.testing.assert_frame_equal(written, expected[scoring.PREDICTION_COLUMNS], check_exact=True)
+    pd.testing.assert_frame_equal(plain(written), plain(expected[scoring.PREDICTION_COLUMNS]), check_exact=True)
     profiles = atomic.read_frame(result["profiles_path"])
     pd.testing.assert_frame_equal(profiles, expected[scoring.PROFILE_COLUMNS], check_exact=True)
     assert result["predicted_pools"] == int(written["label"].sum())

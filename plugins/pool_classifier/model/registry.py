@@ -24,6 +24,7 @@ import json
 import platform
 import subprocess
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,13 @@ class ModelVersion:
     @property
     def threshold(self) -> float:
         return float(self.metadata["threshold"])
+
+    @cached_property
+    def explainer(self):
+        """The classifier's contributions decomposition (model/contributions.py), built once."""
+        from pool_classifier.model.contributions import explainer
+
+        return explainer(self.model, self.features)
 
 
 def library_versions() -> dict[str, str]:

@@ -55,7 +55,8 @@ TRAIN_SUMMARY = """Dataproc Serverless batch of `spark_jobs/train_model.py` for 
 training step on the driver, on a copy of what it reads. It runs on the runtime that scores,
 because a model loads only under the library versions that pickled it."""
 SCORE_SUMMARY = """Dataproc Serverless batch of `spark_jobs/score_addresses.py` for `ds`: scores the
-active addresses with the champion in force. New batch id each try; usage and cost recorded."""
+active addresses with the champion in force, each with the top 5 feature contributions that
+explain its score. New batch id each try; usage and cost recorded."""
 PUBLISH_SUMMARY = """BigQuery load job of the files in force of `{source}` (its pointer, read when the task
 runs) into `<dataset>.{table}$<YYYYMMDD of ds>` with WRITE_TRUNCATE: the day's partition is replaced.
 Not yet on this target: the API's serving snapshot (`serving/`), which the local target publishes here;

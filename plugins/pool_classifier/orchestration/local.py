@@ -32,7 +32,8 @@ only if it beats the champion by the set margin (the log says why or why not). *
 report:** `models/<version>/report.html` (path in the log and the XCom `report`)."""
 SCORE_SUMMARY = """Scores the addresses active on `<ds>` (whose features changed) with the
 champion, in Spark (`spark_jobs/score_addresses.py`: the model broadcast, `mapInPandas`), with
-their profiles and anomaly scores, and checks drift: population stability per feature against
+their profiles and anomaly scores and the top 5 feature contributions that explain each score
+(docs/model.md), and checks drift: population stability per feature against
 the champion's training data."""
 PUBLISH_SUMMARY = """Publishes the day's predictions and per-block pools to the tables users query:
 `warehouse/pool_classifier.duckdb`, the day deleted and inserted in one transaction. Then the

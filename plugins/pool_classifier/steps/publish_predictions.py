@@ -38,9 +38,18 @@ def source_dir(target: Target, table: str, ds: str) -> str:
     raise ValueError(f"unknown published table {table!r}; expected one of {TABLES}")
 
 
+def _duckdb_type(field: dict) -> str:
+    """The DuckDB type of a BigQuery field: a RECORD is a STRUCT, a REPEATED field a list."""
+    if field["type"] == "RECORD":
+        kind = "STRUCT(" + ", ".join(f'"{f["name"]}" {_duckdb_type(f)}' for f in field["fields"]) + ")"
+    else:
+        kind = _DUCKDB_TYPES[field["type"]]
+    return f"{kind}[]" if field.get("mode") == "REPEATED" else kind
+
+
 def _columns(table: str) -> list[tuple[str, str]]:
     schema = json.loads((SCHEMA_DIR / f"pool_classifier.{table}.json").read_text())
-    return [(field["name"], _DUCKDB_TYPES[field["type"]]) for field in schema]
+    return [(field["name"], _duckdb_type(field)) for field in schema]
 
 
 def _day_filter(table: str) -> str:
@@ -62,15 +71,23 @@ def publish_day(target: Target, ds: str) -> dict:
             source = source_dir(target, table, ds)
             if not atomic.exists(source):
                 raise FileNotFoundError(f"publish {table} {ds}: {source} does not exist; run the step that writes it.")
+            files = atomic.data_files(source)
             names = ", ".join(name for name, _ in columns)
-            casts = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in columns)
+            # A day written before a column existed (the scores before contributions) loads it as
+            # null, as BigQuery does; a table created before it gains it.
+            present = {r[0] for r in con.execute(
+                "DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)", [files]).fetchall()}
+            casts = ", ".join(f"CAST({name if name in present else 'NULL'} AS {kind}) AS {name}"
+                              for name, kind in columns)
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{n} {k}' for n, k in columns)})")
+            for name, kind in columns:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind}")
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"DELETE FROM {table} WHERE {_day_filter(table)}", [ds])
                 con.execute(
                     f"INSERT INTO {table} ({names}) SELECT {casts} FROM read_parquet(?, hive_partitioning = false) ORDER BY ALL",
-                    [atomic.data_files(source)],
+                    [files],
                 )
                 con.execute("COMMIT")
             except Exception:

@@ -2,7 +2,9 @@
 
 A day's snapshot is one DuckDB file holding, for every address scored on that day or any day
 before it, its latest score (with the decision, the model version and the day it was scored),
-its profile and anomaly score, its features as of that day, its first and last seen times
+its profile and anomaly score, what explains the score (the scoring batch's top feature
+contributions, and the raw output, bias and rest they sum with; none for a day scored before
+them), its features as of that day, its first and last seen times
 (the state), the first day it was flagged, and its score on each day; plus the pool labels of
 the day, every block's pool up to the day, the per-pool and per-day figures, the candidates
 (flagged, no label explains them), and the champion's and the latest challenger's metadata and
@@ -35,14 +37,16 @@ from pool_classifier import datasets
 from pool_classifier.io import atomic, doc_index, sharded_index, versioned
 from pool_classifier.model import registry
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS
+from pool_classifier.model.scoring import CONTRIBUTIONS_COLUMN
 from pool_classifier.targets import Target, current_target
 
 TASK_ID = "publish_serving"
 # The snapshot's layout; the API refuses a snapshot of another layout by name.
 SNAPSHOT_LAYOUT = "3"
-# An optional column of the scoring batch (another engineer adds it): the top contributions of
-# the features to the score, as a list of {feature, value} structs or a JSON string.
-CONTRIBUTIONS_COLUMN = "top_contributions"
+# What explains a score (model/contributions.py), written by the scoring batch since it computes
+# them: the top contributions (list of {feature, value, contribution} structs) and the raw output,
+# bias and rest they sum with. Days scored before have none (null): the API says so.
+EXPLANATION_COLUMNS = ("raw_output", "contribution_bias", "contribution_rest")
 # The files of a model version the API shows (metadata, the report and its plots).
 MODEL_FILES = ("metadata.json", "report.md")
 
@@ -74,6 +78,8 @@ _DOCS_SQL = """
         first_seen := strftime(s.first_seen, '%Y-%m-%dT%H:%M:%SZ'),
         last_seen := strftime(s.last_seen, '%Y-%m-%dT%H:%M:%SZ'),
         contributions := json(s.contributions),
+        explanation := CASE WHEN s.raw_output IS NOT NULL THEN struct_pack(
+            raw_output := s.raw_output, bias := s.contribution_bias, rest := s.contribution_rest) END,
         feature_values := CASE WHEN s.address IS NOT NULL THEN [{features}] END,
         pools := p.pools{history_field})) AS VARCHAR) AS doc
     FROM latest_scored s FULL OUTER JOIN pools p ON s.address = p.address
@@ -133,6 +139,8 @@ def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: s
             return doc_index.write(out.parent, addresses, docs)
     import duckdb
 
+    from pool_classifier.model.contributions import RAW_OUTPUT_KINDS
+
     days = [d for d in datasets.scored_days(target, ds) if atomic.exists(datasets.predictions_dir(target, d))]
     if not days or days[-1] != ds:
         raise FileNotFoundError(f"publish_serving {ds}: no predictions in force for {ds} at "
@@ -152,14 +160,17 @@ def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: s
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET threads = 2")
         src = "read_parquet({}, hive_partitioning = false, union_by_name = true)"
-        has_contrib = CONTRIBUTIONS_COLUMN in [
+        score_columns = [
             r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src.format(_sql_list(scores))}").fetchall()]
+        has_contrib = CONTRIBUTIONS_COLUMN in score_columns
         contrib = f"CAST(to_json(s.{CONTRIBUTIONS_COLUMN}) AS VARCHAR)" if has_contrib else "CAST(NULL AS VARCHAR)"
+        explained = ", ".join(f"s.{c}" if c in score_columns else f"CAST(NULL AS DOUBLE) AS {c}"
+                              for c in EXPLANATION_COLUMNS)
         feature_cols = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS)
         con.execute(f"""
             CREATE TEMP TABLE all_scores AS
             SELECT s.address, s.score, s.label, s.known_pool, s.model_version,
-                   CAST(s.logical_date AS DATE) AS day, {contrib} AS contributions
+                   CAST(s.logical_date AS DATE) AS day, {contrib} AS contributions, {explained}
             FROM {src.format(_sql_list(scores))} s""")
         con.execute("""
             CREATE TABLE history AS
@@ -182,7 +193,7 @@ def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: s
                 FROM read_parquet({_sql_list(state)}, hive_partitioning = false))
             SELECT l.address, l.score, l.label, l.known_pool, l.model_version, l.day AS scored_day,
                    p.profile, p.anomaly_score, p.is_anomaly, fl.first_flagged, st.first_seen, st.last_seen,
-                   l.contributions, {", ".join(f"feat.{c}" for c in FEATURE_COLUMNS)}
+                   l.contributions, l.raw_output, l.contribution_bias, l.contribution_rest, {", ".join(f"feat.{c}" for c in FEATURE_COLUMNS)}
             FROM latest l
             LEFT JOIN prof p ON p.address = l.address AND p.day = l.day
             LEFT JOIN feat ON feat.address = l.address AND feat.day = l.day
@@ -252,7 +263,10 @@ def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: s
         # An address keeps the score of the day it was last active, maybe by an older champion:
         # its decision is at the threshold of the model that scored it.
         scored_by = [v for v, in con.execute("SELECT DISTINCT model_version FROM scores ORDER BY 1").fetchall()]
-        thresholds = {v: _threshold(registry.read_metadata(target, v)) for v in scored_by}
+        scored_meta = {v: registry.read_metadata(target, v) for v in scored_by}
+        thresholds = {v: _threshold(m) for v, m in scored_meta.items()}
+        # What each model's raw output is (the contributions sum to it): probability or log-odds.
+        raw_outputs = {v: RAW_OUTPUT_KINDS.get(m.get("model")) for v, m in scored_meta.items()}
         challenger = _challenger(target, ds, champion)
         if challenger:
             _copy_model(target, challenger, out.parent)
@@ -265,6 +279,7 @@ def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: s
             "challenger_version": challenger,
             "threshold": _threshold(champion_meta),
             "thresholds": thresholds,
+            "raw_outputs": raw_outputs,
             "pools_sha256": pools_sha256(),
             "watermark": {"block_number": top[0] if top else None,
                           "block_time": top[1].isoformat() + "+00:00" if top else None},

@@ -9,7 +9,9 @@ runs it in this process on the local Spark, and runs the same `model.scoring.sco
 Outputs for day `ds` (each folder replaced on a re-run):
 * `predictions/address_scores/dt=<ds>/`: address, score (probability of a pool address),
   label (score ≥ the model's threshold), known_pool (labelled from coinbases or the pools
-  list), model_version, logical_date;
+  list), model_version, logical_date; and what explains the score (model/contributions.py):
+  raw_output (probability or log-odds), contribution_bias, top_contributions (the `TOP_K`
+  largest: feature, its value, its contribution), contribution_rest;
 * `predictions/address_profiles/dt=<ds>/`: address, profile (k-means cluster of the model
   version), anomaly_score (isolation forest; higher = more unusual), is_anomaly,
   model_version, logical_date;
@@ -32,7 +34,7 @@ from pool_classifier.io import atomic, spark_runner
 from pool_classifier.model import registry
 from pool_classifier.model.drift import DriftConfig, DriftError, FeatureDataError
 from pool_classifier.model.registry import ModelMismatchError, ModelNotFoundError
-from pool_classifier.model.scoring import check_features, model_inputs, score_batch
+from pool_classifier.model.scoring import TOP_K, check_features, model_inputs, score_batch
 from pool_classifier.targets import Target, current_target
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ DRIFT_REPORT_FILE = "drift.md"
 JOB_ERRORS = (DriftError, FeatureDataError, ModelMismatchError, ModelNotFoundError)
 
 
-def score_in_process(target: Target, ds: str, model_version: str | None = None):
+def score_in_process(target: Target, ds: str, model_version: str | None = None, top_k: int = TOP_K):
     """The day's scored rows (SCORED_SCHEMA) computed in this process, sorted by address.
 
     The reference the Spark job is tested against, and the benchmark's baseline.
@@ -57,13 +59,14 @@ def score_in_process(target: Target, ds: str, model_version: str | None = None):
     labels = atomic.read_frame(datasets.features_dir(target, "address_labels", ds), columns=["address"])
     features = features.sort_values("address", kind="stable").reset_index(drop=True)
     features["known_pool"] = features["address"].isin(set(labels["address"]))
-    return score_batch(version, features[["address", *model_inputs(version.metadata), "known_pool"]], ds)
+    return score_batch(version, features[["address", *model_inputs(version.metadata), "known_pool"]], ds, top_k)
 
 
 def job_args(where: datasets.HasBucket, ds: str, model_version: str | None = None,
-             drift: DriftConfig = DriftConfig()) -> list[str]:
+             drift: DriftConfig = DriftConfig(), top_k: int = TOP_K) -> list[str]:
     """Arguments of spark_jobs/score_addresses.py for day `ds` (the same on every target)."""
-    args = ["--ds", ds, "--bucket", where.bucket, "--warn-psi", str(drift.warn_psi), "--fail-psi", str(drift.fail_psi)]
+    args = ["--ds", ds, "--bucket", where.bucket, "--warn-psi", str(drift.warn_psi), "--fail-psi", str(drift.fail_psi),
+            "--top-k", str(top_k)]
     return args + (["--model-version", model_version] if model_version else [])
 
 

@@ -111,10 +111,15 @@ def load_configuration(
     never creates a table with a guessed schema.
     """
     spec = gcp.BIGQUERY_TABLES[table]
+    # Parquet lists (Spark writes a list as list → element) load as REPEATED fields, as the
+    # table's schema declares them (address_scores.top_contributions: REPEATED RECORD), not as a
+    # record of a repeated `list` of `element` records.
+    formats = {"PARQUET": {"parquetOptions": {"enableListInference": True}}}
     return {
         "load": {
             "sourceUris": list(source_uris),
             "sourceFormat": source_format,
+            **formats.get(source_format, {}),
             "destinationTable": {"projectId": project, "datasetId": dataset, "tableId": f"{table}${ds_nodash}"},
             "writeDisposition": "WRITE_TRUNCATE",
             "createDisposition": "CREATE_NEVER",
