@@ -287,13 +287,16 @@ class SnapshotStore:
         if current is not None and current.day == best:
             return current
         with self._lock:
-            if best in self._days:
-                self._days.move_to_end(best)
-                return self._days[best]
+            # The day's pointer is read on every call (one small file): a cached day that was
+            # republished since is reopened, and one that retention removed is dropped, never read.
             location = datasets.serving_dir(self.where, best)
             pointer = versioned.read_pointer(self.fs, location)
+            cached = self._days.pop(best, None)
             if pointer is None:
                 return None
+            if cached is not None and cached.version == pointer["version"]:
+                self._days[best] = cached
+                return cached
             snapshot = self._open(location, pointer)
             self._days[best] = snapshot
             while len(self._days) > self._keep_days:

@@ -112,6 +112,26 @@ def test_a_broken_publish_leaves_the_previous_snapshot_serving(live):
         assert ready["last_error"] is None
 
 
+def test_an_as_of_day_republished_or_removed_after_it_was_opened_is_never_a_500(live):
+    bucket, truth, server = live
+    where = datasets.Bucket(bucket)
+    address = truth.addresses[1]
+    with server.client() as c:
+        _wait_for(c, DAYS[1])
+        first = c.get(f"/v1/addresses/{address}", params={"as_of": DAYS[0]})
+        assert first.status_code == 200 and first.json()["lineage"]["snapshot_day"] == DAYS[0]
+        old_version = first.json()["lineage"]["snapshot_version"]
+        # Republished: the next answer as of that day comes from the new version.
+        again = publish_serving.publish(where, DAYS[0])
+        body = c.get(f"/v1/addresses/{address}", params={"as_of": DAYS[0]}).json()
+        assert body["lineage"]["snapshot_version"] == again["version"] != old_version
+        # Removed (as gcp's retention does, pointer first): the day is no longer answered, and
+        # nothing fails.
+        atomic.remove(datasets.serving_dir(where, DAYS[0]))
+        gone = c.get(f"/v1/addresses/{address}", params={"as_of": DAYS[0]})
+        assert gone.status_code == 404 and gone.json()["error"]
+
+
 def test_before_any_publish_it_is_not_ready_and_says_what_to_run(tmp_path):
     bucket, truth = build_bucket(tmp_path, days=DAYS[:1])
     server = start_server(bucket, poll_seconds=0.05)
