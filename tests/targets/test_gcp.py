@@ -29,8 +29,31 @@ def test_block_pools_table_has_the_columns_and_types_the_features_job_writes(spa
         "block_pools")
 
 
-def test_address_scores_table_has_the_columns_the_scoring_job_writes():
+def _bigquery_field(name: str, data_type) -> dict:
+    """The BigQuery schema field a Spark column loads as: a list is REPEATED, a struct a RECORD."""
+    from pyspark.sql.types import ArrayType, StructType
+
+    mode = None
+    if isinstance(data_type, ArrayType):
+        mode, data_type = "REPEATED", data_type.elementType
+    if isinstance(data_type, StructType):
+        field = {"name": name, "type": "RECORD", "fields": [_bigquery_field(f.name, f.dataType) for f in data_type]}
+    else:
+        field = {"name": name, "type": SPARK_TO_BIGQUERY[data_type.simpleString()]}
+    return {**field, "mode": mode} if mode else field
+
+
+def _without_descriptions(fields: list[dict]) -> list[dict]:
+    return [{k: (_without_descriptions(v) if k == "fields" else v) for k, v in f.items()
+             if k not in ("description",) and not (k == "mode" and v == "NULLABLE")} for f in fields]
+
+
+def test_address_scores_table_has_the_columns_the_scoring_job_writes(spark):
+    from pyspark.sql.types import StructType
+
     from pool_classifier.model.scoring import PREDICTION_COLUMNS, SCORED_SCHEMA
 
-    types = dict(part.strip().split(" ", 1) for part in SCORED_SCHEMA.split(","))
-    assert {c: SPARK_TO_BIGQUERY[types[c]] for c in PREDICTION_COLUMNS} == table_columns("address_scores")
+    scored = {f.name: f.dataType for f in StructType.fromDDL(SCORED_SCHEMA)}
+    written = [_bigquery_field(c, scored[c]) for c in PREDICTION_COLUMNS]
+    schema = json.loads((SCHEMA_DIR / "pool_classifier.address_scores.json").read_text())
+    assert written == _without_descriptions(schema)  # names, order, types, modes, nested fields
