@@ -128,6 +128,26 @@ def test_missing_only_publishes_just_the_days_without_a_snapshot(tmp_path):
     assert publish_serving.publish_all(where, DAYS[-1], missing_only=True) == []
 
 
+def test_a_layered_state_gives_one_row_per_address(tmp_path):
+    """The address state is a base and daily deltas (an active address in each): the snapshot
+    still holds each address once, with the same first and last seen."""
+    import shutil
+
+    bucket, _ = build_bucket(tmp_path, publish_until=DAYS[-1])
+    where = datasets.Bucket(bucket)
+    con, _ = _snapshot(bucket, DAYS[-1])
+    before = con.execute("SELECT address, first_seen, last_seen FROM scores ORDER BY address").fetchall()
+    con.close()
+    location = datasets.state_dir(where, "address_state", DAYS[-1])
+    layer = versioned.resolve(atomic.FS, location)[0]
+    shutil.copytree(layer, f"{location}/v=delta-copy")
+    versioned.switch(atomic.FS, location, [versioned.relative_to(location, layer), "v=delta-copy"])
+    publish_serving.publish(where, DAYS[-1])
+    con, meta = _snapshot(bucket, DAYS[-1])
+    after = con.execute("SELECT address, first_seen, last_seen FROM scores ORDER BY address").fetchall()
+    assert after == before and len(after) == meta["figures"]["addresses"] > 0
+
+
 def test_a_failed_build_publishes_nothing(tmp_path):
     bucket, _ = build_bucket(tmp_path, publish_until=DAYS[1])
     where = datasets.Bucket(bucket)

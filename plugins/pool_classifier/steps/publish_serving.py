@@ -187,10 +187,12 @@ def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: s
                 SELECT f.address, CAST(regexp_extract(f.filename, 'dt=([0-9-]+)', 1) AS DATE) AS day, {feature_cols}
                 FROM read_parquet({_sql_list(features)}, hive_partitioning = false, filename = true) f),
             st AS (
+                -- The state's layers (a base and the daily deltas) may each hold an address: one
+                -- row per address, its first and last times over them.
                 SELECT address,
-                       to_timestamp(least(out_first_time, in_first_time)) AS first_seen,
-                       to_timestamp(greatest(out_last_time, in_last_time)) AS last_seen
-                FROM read_parquet({_sql_list(state)}, hive_partitioning = false))
+                       to_timestamp(min(least(out_first_time, in_first_time))) AS first_seen,
+                       to_timestamp(max(greatest(out_last_time, in_last_time))) AS last_seen
+                FROM read_parquet({_sql_list(state)}, hive_partitioning = false) GROUP BY address)
             SELECT l.address, l.score, l.label, l.known_pool, l.model_version, l.day AS scored_day,
                    p.profile, p.anomaly_score, p.is_anomaly, fl.first_flagged, st.first_seen, st.last_seen,
                    l.contributions, l.raw_output, l.contribution_bias, l.contribution_rest, {", ".join(f"feat.{c}" for c in FEATURE_COLUMNS)}
