@@ -48,9 +48,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pool_classifier.datasets import POOLS_FILE
 from pool_classifier.errors import DataError
 
-DEFAULT_POOLS = Path(__file__).resolve().parents[2] / "include" / "pools" / "pools-v2.json"
+DEFAULT_POOLS = POOLS_FILE  # include/pools/pools-v2.json (a copy of mempool/mining-pools, MIT)
 
 MATCHED_BY = ("address", "tag", "none")
 
