@@ -7,10 +7,12 @@ the day before (`state/{address_state,coinbase_receipts}/dt=<ds-1>`), and writes
   coinbase receipts per (address, pool), history up to and including `ds`;
 * `features/address_features` — the addresses active on `ds`, with the columns of
   `pool_classifier.model.feature_spec.FEATURE_COLUMNS`;
-* `features/block_pools` — each block of the day with the pool that mined it (matched by
-  coinbase tag, else by payout address, else `none`);
+* `features/block_pools` — each block of the day with the pool that mined it, by
+  `pool_classifier.attribution` (the pools list's rule: the first pool in file order whose
+  payout address the coinbase pays or whose tag regex is in its script, else `none`), and the
+  sha256 of the pools list (`--pools`, read once, local or gs://);
 * `features/address_labels` — pool addresses: paid by at least N coinbase outputs of
-  attributed blocks, plus the pools' known payout addresses;
+  attributed blocks, plus the pools' known payout addresses (with the list's sha256);
 * `features/training_features` — labelled addresses plus a seeded sample of the others.
 
 The transforms are pure functions of DataFrames; `main` does the I/O. Run with

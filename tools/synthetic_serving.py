@@ -46,6 +46,8 @@ from pool_classifier.io import atomic
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 from tools.synthetic_chain import b58check_encode, segwit_encode
 
+# what the features job records of the list it used (the fixture's pools are ids and names of it)
+POOLS_SHA256 = hashlib.sha256(datasets.POOLS_FILE.read_bytes()).hexdigest()
 POOLS = ((142, "OCEAN"), (22, "Eligius"), (48, "KanoPool"), (111, "Foundry USA"), (44, "AntPool"))
 THRESHOLD = 0.5
 FIRST_BLOCK = 832_800
@@ -90,10 +92,11 @@ SCHEMAS = {
                                             (FIRST_SEEN, pa.int64())]),
     "features/address_labels": pa.schema([("address", pa.string()), ("pool_id", pa.int64()),
                                           ("pool_name", pa.string()), ("coinbase_outputs", pa.int64()),
-                                          ("label_source", pa.string())]),
+                                          ("label_source", pa.string()), ("pools_sha256", pa.string())]),
     "features/block_pools": pa.schema([("block_hash", pa.string()), ("block_number", pa.int64()),
                                        ("block_timestamp", pa.timestamp("ns")), ("pool_id", pa.int64()),
-                                       ("pool_name", pa.string()), ("matched_by", pa.string())]),
+                                       ("pool_name", pa.string()), ("matched_by", pa.string()),
+                                       ("pools_sha256", pa.string())]),
     "state/address_state": pa.schema([("address", pa.string()), *(
         (f"{side}_{name}", kind) for side in ("out", "in") for name, kind in (
             ("n", pa.int64()), ("value_sum", _DEC), ("value_sumsq", _DEC), ("tx", pa.int64()),
@@ -220,6 +223,7 @@ def write_bucket(bucket: str, days: list[str], n_addresses: int, seed: int = 7, 
         "pool_name": [labels[a][1] for a in label_names],
         "coinbase_outputs": [0 if labels[a][2] == "pool_list" else 20 + len(a) for a in label_names],
         "label_source": [labels[a][2] for a in label_names],
+        "pools_sha256": [POOLS_SHA256] * len(label_names),
     })
     block = FIRST_BLOCK
     for d, day in enumerate(days):
@@ -287,7 +291,8 @@ def write_bucket(bucket: str, days: list[str], n_addresses: int, seed: int = 7, 
             "block_timestamp": pa.array(stamps, pa.timestamp("ns")),
             "pool_id": pa.array([POOLS[p][0] if p < len(POOLS) else None for p in pools], pa.int64()),
             "pool_name": pa.array([POOLS[p][1] if p < len(POOLS) else None for p in pools], pa.string()),
-            "matched_by": ["tag" if p < len(POOLS) else "none" for p in pools]}), "features/block_pools")
+            "matched_by": ["tag" if p < len(POOLS) else "none" for p in pools],
+            "pools_sha256": [POOLS_SHA256] * BLOCKS_PER_DAY}), "features/block_pools")
         block += BLOCKS_PER_DAY
         _write_state(where, day, names, seen_first, seen_last, date)
     _write_registry(where, days, seed, truth)

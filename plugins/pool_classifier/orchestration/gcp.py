@@ -121,7 +121,7 @@ class Tasks(PipelineTasks):
                     publish_to=export_dir,
                     doc_md=self.doc("extract_day", EXTRACT_SUMMARY.format(table=table),
                                     title=f"extract_day.export_{table}", rerun=CLEAR_TO_RERUN,
-                                    takes="10–60 s (one BigQuery job; docs/gcp.md: about 5.8 GB scanned on an average day).",
+                                    takes="10–60 s (one BigQuery job; docs/gcp.md: about 6.3 GB scanned on an average day).",
                                     failures=EXTRACT_FAILURES),
                 )
         return group
