@@ -246,12 +246,12 @@ def build_state(target: targets.Target, days_before: int) -> Path:
     outputs = job.read_extract(spark, target, "outputs", DS)
     inputs = job.read_extract(spark, target, "inputs", DS)
     blocks = job.read_extract(spark, target, "blocks", DS)
-    pools = spark.read.schema(job.POOLS_SCHEMA).option("multiLine", True).json(str(datasets.POOLS_FILE))
+    pools = job.load_pools(spark, str(datasets.POOLS_FILE))
     day_path = STATES / "day_partials"
     if not day_path.exists():
         job.day_partials(job.ordinary_flows(outputs, inputs)).write.parquet(str(day_path))
     day = spark.read.parquet(str(day_path))
-    coinbase_outputs = outputs.where("is_coinbase").select("block_number", "address")
+    coinbase_outputs = outputs.where("is_coinbase").select("block_hash", "address")
     receipts_day = job.coinbase_receipts(job.attribute_blocks(blocks, coinbase_outputs, pools), coinbase_outputs)
     shared = (F.abs(F.xxhash64("address", F.lit(7))) % 1000) < int(SHARED_SHARE * 1000)
 

@@ -19,7 +19,6 @@ The transforms are pure functions of DataFrames; `main` does the I/O. Run with
 from __future__ import annotations
 
 import argparse
-import string
 import sys
 from datetime import date, timedelta
 
@@ -27,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pool_classifier import datasets
+from pool_classifier.attribution import PoolsList, PoolsListError
 from pool_classifier.errors import DATA_ERROR_EXIT_CODE, DataError, StateOrderError
 from pool_classifier.io import spark_io, versioned
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
@@ -263,30 +263,20 @@ def address_features(flows: DataFrame) -> DataFrame:
 
 # ---------------------------------------------------------------- labels
 
-_UPPER = string.ascii_uppercase
-_LOWER = string.ascii_lowercase
+def load_pools(spark: SparkSession, path: str) -> PoolsList:
+    """The pools list's file (a local path or gs://), read once on the driver through Hadoop."""
+    try:
+        data = spark_io.read_bytes(spark, path)
+    except FileNotFoundError:
+        raise PoolsListError(f"pools list {path}: not found") from None
+    return PoolsList.from_bytes(data, source=path)
 
 
-def ascii_folded(binary: F.Column) -> F.Column:
-    """Bytes as a string of one character per byte, with ASCII letters lower-cased.
-
-    Matching tags on this (never on hex text) is a byte-exact, ASCII-case-insensitive
-    search: no match can straddle half-bytes, and non-ASCII bytes compare as themselves.
-    """
-    return F.translate(F.decode(binary, "ISO-8859-1"), _UPPER, _LOWER)
-
-
-def pool_tags(pools: DataFrame) -> DataFrame:
-    """One row per (pool, tag) with the folded tag to search for."""
-    return (
-        pools.select("id", "name", F.explode("tags").alias("tag"))
-        .where(F.length("tag") > 0)
-        .select(
-            F.col("id").alias("pool_id"),
-            F.col("name").alias("pool_name"),
-            ascii_folded(F.encode("tag", "UTF-8")).alias("pattern"),
-        )
-        .withColumn("pattern_length", F.length("pattern"))
+def pools_frame(spark: SparkSession, pools: PoolsList) -> DataFrame:
+    """The list as a small DataFrame (id, name, addresses, tags), in file order."""
+    return spark.createDataFrame(
+        [(p.id, p.name, list(p.addresses), list(p.tags)) for p in pools.pools],
+        "id long, name string, addresses array<string>, tags array<string>",
     )
 
 
@@ -298,58 +288,60 @@ def pool_addresses(pools: DataFrame) -> DataFrame:
     )
 
 
-def attribute_blocks(blocks: DataFrame, coinbase_outputs: DataFrame, pools: DataFrame) -> DataFrame:
-    """Each block with its pool: by coinbase tag first, else by payout address, else none.
+ATTRIBUTION_SCHEMA = "block_hash string, pool_id long, pool_name string, matched_by string"
 
-    Several matching tags: the longest wins (the most specific), then the lowest pool id.
+
+def _attribute_batches(data: bytes, source: str):
+    """mapInPandas' function: each block's `PoolsList.attribute`, the list built once per task."""
+
+    def attribute(batches):
+        import pandas as pd
+
+        pools = PoolsList.from_bytes(data, source)
+        for batch in batches:
+            got = [pools.attribute(param, () if addresses is None else addresses)
+                   for param, addresses in zip(batch["coinbase_param"], batch["addresses"])]
+            yield pd.DataFrame({
+                "block_hash": batch["block_hash"],
+                "pool_id": pd.array([a.pool_id for a in got], dtype="Int64"),
+                "pool_name": [a.pool_name for a in got],
+                "matched_by": [a.matched_by for a in got],
+            })
+
+    return attribute
+
+
+def attribute_blocks(blocks: DataFrame, coinbase_outputs: DataFrame, pools: PoolsList) -> DataFrame:
+    """Each block with its pool, by `pool_classifier.attribution` (the pools list's own rule:
+    pools in file order, payout addresses before tags, tags as case-insensitive regexes), keyed
+    by block hash; `pools_sha256` names the list.
+
+    `coinbase_outputs`: (block_hash, address) of the coinbase transactions' outputs.
     """
-    script = blocks.select(
-        "block_hash", "block_number", ascii_folded(F.unhex("coinbase_param")).alias("script")
+    paid = coinbase_outputs.groupBy("block_hash").agg(F.collect_list("address").alias("addresses"))
+    attributed = (
+        blocks.select("block_hash", "coinbase_param")
+        .join(paid, "block_hash", "left")
+        .mapInPandas(_attribute_batches(pools.to_bytes(), pools.source), ATTRIBUTION_SCHEMA)
     )
-    tag_hits = script.crossJoin(F.broadcast(pool_tags(pools))).where(
-        F.expr("contains(script, pattern)")
-    )
-    best_tag = tag_hits.withColumn(
-        "rank",
-        F.row_number().over(
-            Window.partitionBy("block_hash").orderBy(F.desc("pattern_length"), "pool_id")
-        ),
-    ).where("rank = 1")
-    by_tag = best_tag.select("block_number", "pool_id", "pool_name", F.lit("tag").alias("matched_by"))
-
-    address_hits = coinbase_outputs.join(F.broadcast(pool_addresses(pools)), "address")
-    best_address = address_hits.withColumn(
-        "rank", F.row_number().over(Window.partitionBy("block_number").orderBy("pool_id"))
-    ).where("rank = 1")
-    by_address = best_address.select(
-        "block_number", "pool_id", "pool_name", F.lit("address").alias("matched_by")
-    )
-
-    tagged = blocks.join(by_tag, "block_number", "left")
-    addressed = by_address.select(
-        "block_number",
-        F.col("pool_id").alias("a_pool_id"),
-        F.col("pool_name").alias("a_pool_name"),
-        F.col("matched_by").alias("a_matched_by"),
-    )
-    out = tagged.join(addressed, "block_number", "left")
-    return out.select(
+    return blocks.join(attributed, "block_hash").select(
         "block_hash",
         "block_number",
         "block_timestamp",
-        F.coalesce("pool_id", "a_pool_id").alias("pool_id"),
-        F.coalesce("pool_name", "a_pool_name").alias("pool_name"),
-        F.coalesce("matched_by", "a_matched_by", F.lit("none")).alias("matched_by"),
+        "pool_id",
+        "pool_name",
+        "matched_by",
+        F.lit(pools.sha256).alias("pools_sha256"),
     )
 
 
 def coinbase_receipts(block_pools: DataFrame, coinbase_outputs: DataFrame) -> DataFrame:
     """Coinbase outputs of attributed blocks per (address, pool): the raw material of labels."""
     attributed = block_pools.where(F.col("pool_id").isNotNull()).select(
-        "block_number", "pool_id", "pool_name"
+        "block_hash", "pool_id", "pool_name"
     )
     return (
-        coinbase_outputs.join(attributed, "block_number")
+        coinbase_outputs.join(attributed, "block_hash")
         .groupBy("address", "pool_id", "pool_name")
         .agg(F.count(F.lit(1)).alias("coinbase_outputs"))
     )
@@ -636,14 +628,14 @@ def bootstrap(spark: SparkSession, args: argparse.Namespace) -> str:
     where, until = datasets.Bucket(args.bucket.rstrip("/")), args.ds
     days = [] if args.history else history_days(spark, where, args.first, until)
     tables = {t: read_history(spark, where, t, days, args.history) for t in datasets.EXTRACT_TABLES}
-    pools = spark.read.schema(POOLS_SCHEMA).option("multiLine", True).json(args.pools)
+    pools = load_pools(spark, args.pools)
     outputs, inputs = tables["outputs"], tables["inputs"]
     parts = max(1, min(MAX_STATE_FILES, -(-(outputs.count() + inputs.count()) // HISTORY_ROWS_PER_FILE)))
     drop_later_states(spark, where, until)
     with spark_io.job_settings(spark, {"spark.sql.shuffle.partitions": str(parts),
                                        "spark.sql.adaptive.coalescePartitions.enabled": "false"}):
         with spark_io.phase(spark, "bootstrap_state: the receipts of the history's coinbases"):
-            coinbase_outputs = outputs.where("is_coinbase").select("block_number", "address")
+            coinbase_outputs = outputs.where("is_coinbase").select("block_hash", "address")
             block_pools = attribute_blocks(tables["blocks"], coinbase_outputs, pools)
             write_table(spark, coinbase_receipts(block_pools, coinbase_outputs),
                         datasets.state_dir(where, "coinbase_receipts", until), ["address", "pool_id"])
@@ -690,7 +682,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> str:
         outputs = read_extract(spark, where, "outputs", ds)
         inputs = read_extract(spark, where, "inputs", ds)
         blocks = read_extract(spark, where, "blocks", ds)
-        pools = spark.read.schema(POOLS_SCHEMA).option("multiLine", True).json(args.pools)
+        pools = load_pools(spark, args.pools)
 
     with spark_io.phase(spark, "build_features: labels (blocks, receipts)"):
         labels, counts = label_the_day(spark, where, ds, day_before, outputs, blocks, pools, args)
@@ -729,16 +721,13 @@ def _build(spark, args, where, ds, day_before, outputs, inputs, labels, counts, 
     )
 
 
-POOLS_SCHEMA = "id long, name string, addresses array<string>, tags array<string>, link string"
-
-
 def label_the_day(spark, where, ds, day_before, outputs, blocks, pools, args) -> tuple[DataFrame, dict]:
     """Blocks attributed, coinbase receipts merged into their state, labels: written. Returns
     the labels (small: cached) and the counts for the log. Everything here is small (the day's
     blocks and coinbase outputs): cached, not read back."""
-    coinbase_outputs = outputs.where("is_coinbase").select("block_number", "address").cache()
+    coinbase_outputs = outputs.where("is_coinbase").select("block_hash", "address").cache()
     block_pools = attribute_blocks(blocks, coinbase_outputs, pools).cache()
-    block_meta: dict = {}
+    block_meta: dict = {"pools_sha256": pools.sha256}
     n_blocks = write_table(spark, block_pools, datasets.features_dir(where, "block_pools", ds), ["block_number"],
                            meta=block_meta, observe={"attributed": F.count("pool_id")})
     receipts = coinbase_receipts(block_pools, coinbase_outputs)
@@ -747,8 +736,10 @@ def label_the_day(spark, where, ds, day_before, outputs, blocks, pools, args) ->
         receipts = merge_receipts(previous, receipts)
     receipts = receipts.cache()
     write_table(spark, receipts, datasets.state_dir(where, "coinbase_receipts", ds), ["address", "pool_id"])
-    labels = address_labels(receipts, pools, args.min_coinbase_outputs).cache()
-    n_labels = write_table(spark, labels, datasets.features_dir(where, "address_labels", ds), ["address"])
+    labels = address_labels(receipts, pools_frame(spark, pools), args.min_coinbase_outputs).cache()
+    n_labels = write_table(spark, labels.withColumn("pools_sha256", F.lit(pools.sha256)),
+                           datasets.features_dir(where, "address_labels", ds), ["address"],
+                           meta={"pools_sha256": pools.sha256})
     for small in (coinbase_outputs, block_pools, receipts):
         small.unpersist()
     return labels, {"blocks": n_blocks, "attributed": block_meta["attributed"], "labels": n_labels}

@@ -2,12 +2,14 @@
 -- Partition-pruned on `block_timestamp_month`; only the `outputs` nested column and a few
 -- scalars are read. An "address" is the comma-joined `addresses` of one output, so a
 -- bare-multisig output is one address string. Values are integer satoshi: NUMERIC cast
--- to INT64 is exact (the largest output is far below 2^63).
+-- to INT64 is exact (the largest output is far below 2^63). `block_hash` keys the coinbase
+-- outputs to their block (build_features' attribution), as the blocks extract is keyed.
 -- The days from `first_day` to `ds` (default: `ds` alone, the daily extract; a range is the
 -- bootstrap's history export, steps/bootstrap_state.py).
 {%- set first_day = first_day | default(ds) %}
 SELECT
   t.`hash` AS transaction_hash,
+  t.block_hash,
   t.block_number,
   t.block_timestamp,
   t.block_timestamp_month,

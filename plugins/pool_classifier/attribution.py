@@ -160,10 +160,11 @@ def script_text(coinbase_param: str | None) -> str:
 class PoolsList:
     """A pools-v2.json list, compiled for attribution; `sha256` is the hash of the file's bytes."""
 
-    def __init__(self, pools: list[Pool], sha256: str, source: str) -> None:
+    def __init__(self, pools: list[Pool], data: bytes, source: str) -> None:
         self.pools = pools
-        self.sha256 = sha256
+        self.sha256 = hashlib.sha256(data).hexdigest()
         self.source = source
+        self._data = data
         self._address_pool: dict[str, int] = {}
         for index, pool in enumerate(pools):
             for address in pool.addresses:
@@ -198,7 +199,6 @@ class PoolsList:
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> PoolsList:
-        sha = hashlib.sha256(data).hexdigest()
         try:
             raw = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -210,7 +210,11 @@ class PoolsList:
         if len(set(ids)) != len(ids):
             dup = sorted({i for i in ids if ids.count(i) > 1})
             raise PoolsListError(f"pools list {source}: pool ids {dup} appear more than once")
-        return cls(pools, sha, source)
+        return cls(pools, data, source)
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes (what `sha256` hashes): a list shipped to Spark's workers as is."""
+        return self._data
 
     # ------------------------------------------------------------------ attribution
 

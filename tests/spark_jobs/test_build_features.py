@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from pool_classifier.attribution import PoolsList, PoolsListError
 from pool_classifier.datasets import POOLS_FILE
 from pool_classifier.io import atomic
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FIRST_SEEN
 from spark_jobs import build_features as job
 from tests.conftest import REAL_DATA
+from tests.test_attribution import TAGGED_BLOCKS
 
 UTC = dt.timezone.utc
 MARCH = dt.date(2024, 3, 1)
@@ -151,15 +154,23 @@ BLOCK_COLS = "block_hash string, block_number long, block_timestamp timestamp, "
 
 
 @pytest.fixture(scope="module")
-def pools(spark):
-    return spark.read.option("multiLine", True).json(str(POOLS_FILE))
+def pools_list():
+    return PoolsList.load(POOLS_FILE)
 
 
-def _block(number, param):
-    return (f"h{number}", number, ts(MARCH_S + number), MARCH, param, 1)
+@pytest.fixture(scope="module")
+def pools(spark, pools_list):
+    return job.pools_frame(spark, pools_list)
 
 
-def test_attribution_by_tag_case_insensitive_and_byte_aligned(spark, pools):
+def _block(number, param, block_hash=None):
+    return (block_hash or f"h{number}", number, ts(MARCH_S + number), MARCH, param, 1)
+
+
+COINBASE_COLS = "block_hash string, address string"
+
+
+def test_attribution_by_tag_case_insensitive_and_byte_aligned(spark, pools_list):
     antpool = b"\x03\x01\x02\x03" + b"mined by ANTPOOL x"
     # "/ViaBTC/" hex is 2f5669614254432f; shifted by half a byte inside another hex string
     # it must not match (the original's LIKE on hex did).
@@ -169,14 +180,43 @@ def test_attribution_by_tag_case_insensitive_and_byte_aligned(spark, pools):
         [_block(1, antpool.hex()), _block(2, shifted), _block(3, "deadbeef"), _block(4, None)],
         BLOCK_COLS,
     )
-    coinbase = spark.createDataFrame(
-        [(3, foundry_address), (2, "1someoneelse")], "block_number long, address string"
-    )
-    got = {r["block_number"]: r for r in job.attribute_blocks(blocks, coinbase, pools).collect()}
+    coinbase = spark.createDataFrame([("h3", foundry_address), ("h2", "1someoneelse")], COINBASE_COLS)
+    written = job.attribute_blocks(blocks, coinbase, pools_list)
+    got = {r["block_number"]: r for r in written.collect()}
     assert (got[1]["pool_name"], got[1]["matched_by"]) == ("AntPool", "tag")
     assert (got[2]["pool_name"], got[2]["matched_by"]) == (None, "none")
     assert (got[3]["pool_name"], got[3]["matched_by"]) == ("Foundry USA", "address")
     assert (got[4]["pool_id"], got[4]["matched_by"]) == (None, "none")
+    assert {r["pools_sha256"] for r in got.values()} == {hashlib.sha256(POOLS_FILE.read_bytes()).hexdigest()}
+    assert written.columns == ["block_hash", "block_number", "block_timestamp", "pool_id", "pool_name",
+                               "matched_by", "pools_sha256"]
+
+
+def test_attribution_keys_by_block_hash_and_follows_the_lists_order(spark, pools_list):
+    """Two blocks of one height (a stale block beside the main one): each gets its own coinbase's
+    outputs. And an earlier pool's tag beats a later pool's payout address (file order)."""
+    foundry = "12KKDt4Mj7N5UAkQMN7LtPZMayenXHa8KL"  # Foundry USA (id 111), late in the list
+    blocks = spark.createDataFrame(
+        [_block(7, None, "main7"), _block(7, None, "stale7"), _block(8, b"/ViaBTC/".hex())], BLOCK_COLS
+    )
+    coinbase = spark.createDataFrame([("main7", foundry), ("stale7", "1nobody"), ("h8", foundry)], COINBASE_COLS)
+    got = {r["block_hash"]: (r["pool_name"], r["matched_by"])
+           for r in job.attribute_blocks(blocks, coinbase, pools_list).collect()}
+    # ViaBTC is pool 73, before Foundry USA in the file: its tag wins over Foundry's address
+    assert [p.name for p in pools_list.pools].index("ViaBTC") < [p.name for p in pools_list.pools].index("Foundry USA")
+    assert got == {"main7": ("Foundry USA", "address"), "stale7": (None, "none"), "h8": ("ViaBTC", "tag")}
+
+
+def test_the_pools_list_is_read_through_hadoop_with_a_clear_error(spark, tmp_path):
+    good = tmp_path / "pools.json"
+    good.write_bytes(POOLS_FILE.read_bytes())
+    assert job.load_pools(spark, f"file://{good}").sha256 == hashlib.sha256(good.read_bytes()).hexdigest()
+    with pytest.raises(PoolsListError, match="nowhere.json: not found"):
+        job.load_pools(spark, str(tmp_path / "nowhere.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"id": 1, "name": "A", "addresses": [], "tags": ["(x"]}]')
+    with pytest.raises(PoolsListError, match="bad.json: pool 1"):
+        job.load_pools(spark, str(bad))
 
 
 def test_labels_need_the_threshold_of_coinbase_outputs(spark, pools):
@@ -187,8 +227,8 @@ def test_labels_need_the_threshold_of_coinbase_outputs(spark, pools):
         "pool_name string, matched_by string",
     )
     coinbase = spark.createDataFrame(
-        [(n, "M1") for n in (1, 2, 3)] + [(n, "M2") for n in (1, 2)] + [(9, "M3")] * 5,
-        "block_number long, address string",
+        [(f"h{n}", "M1") for n in (1, 2, 3)] + [(f"h{n}", "M2") for n in (1, 2)] + [("h9", "M3")] * 5,
+        "block_hash string, address string",
     )
     receipts = job.coinbase_receipts(block_pools, coinbase)
     labels = job.address_labels(receipts, pools, min_coinbase_outputs=3).collect()
@@ -202,38 +242,14 @@ def test_labels_need_the_threshold_of_coinbase_outputs(spark, pools):
     assert sum(1 for r in labels if r["label_source"] == "pool_list") == n_known
 
 
-def _python_attribution(coinbase_param: str, pools: list[dict]):
-    """Independent reference: bytes.lower() (ASCII only) search of each UTF-8 tag."""
-    script = bytes.fromhex(coinbase_param).lower()
-    hits = [
-        (-len(tag.encode()), p["id"], p["name"])
-        for p in pools
-        for tag in p["tags"]
-        if tag and tag.encode().lower() in script
-    ]
-    return min(hits)[2] if hits else None
-
-
-# Every tagged real block of shared/, with the pool its coinbase names (read by eye from
-# the decoded coinbase_param, e.g. b"...Mined by AntPool bj6..." → AntPool; b"/slush/" →
-# Braiins Pool, the pool list's name for slush; "七彩神仙鱼"/🐟 → F2Pool). None = no tag.
-TAGGED_BLOCK_POOLS = {
-    25000: None, 50000: None, 75000: None, 100000: None, 125000: None, 150000: None,
-    169482: None, 176149: "BTC Guild", 200000: None, 225000: "EclipseMC",
-    227836: "Braiins Pool", 250000: None, 262500: None, 277647: "BTC Guild", 300000: None,
-    312500: None, 332208: "KnCMiner", 350000: "F2Pool", 363703: "AntPool",
-    370505: "KnCMiner", 375000: "BTCC", 387500: "BTCC", 399911: "F2Pool", 403617: None,
-    425000: "BTCC", 437500: "AntPool", 450000: "F2Pool", 475000: "AntPool",
-    481829: "Bixin", 482253: "F2Pool", 482683: "AntPool", 497006: "AntPool",
-    500000: "BTC.com", 525000: "BTC.TOP", 549400: None, 556977: "AntPool",
-    575000: "BTC.com", 599847: "F2Pool", 612500: "F2Pool", 623857: "BTC.com",
-    627714: "Lubian.com",
-}
-
-
-def test_real_tagged_blocks_match_an_independent_reference(spark, pools):
-    with gzip.open(REAL_DATA / "tagged_blocks" / "blocks.ndjson.gz", "rt") as f:
+def test_real_tagged_blocks_with_their_coinbase_outputs(spark, pools_list):
+    """Every real tagged block of shared/ with its real coinbase outputs, through the Spark job:
+    the pool and `matched_by` listed per block in tests/test_attribution.py."""
+    folder = REAL_DATA / "tagged_blocks"
+    with gzip.open(folder / "blocks.ndjson.gz", "rt") as f:
         rows = [json.loads(line) for line in f]
+    with gzip.open(folder / "coinbase_transactions.ndjson.gz", "rt") as f:
+        coinbase = [json.loads(line) for line in f]
     blocks = spark.createDataFrame(
         [
             (r["hash"], r["number"], dt.datetime.strptime(r["timestamp"], "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC),
@@ -242,12 +258,13 @@ def test_real_tagged_blocks_match_an_independent_reference(spark, pools):
         ],
         BLOCK_COLS,
     )
-    none = spark.createDataFrame([], "block_number long, address string")
-    got = {r["block_number"]: r["pool_name"] for r in job.attribute_blocks(blocks, none, pools).collect()}
-    known = json.loads(POOLS_FILE.read_text())
-    want = {r["number"]: _python_attribution(r["coinbase_param"], known) for r in rows}
-    assert got == want
-    assert got == TAGGED_BLOCK_POOLS
+    # as extract_outputs gives them: one row per output, its addresses joined by ','
+    outputs = spark.createDataFrame(
+        [(tx["block_hash"], ",".join(o["addresses"] or [])) for tx in coinbase for o in tx["outputs"]], COINBASE_COLS
+    )
+    got = {r["block_number"]: (r["pool_name"], r["matched_by"])
+           for r in job.attribute_blocks(blocks, outputs, pools_list).collect()}
+    assert got == TAGGED_BLOCKS
 
 
 def test_writing_a_table_replaces_the_folder_with_the_same_content(spark, flows, tmp_path):
@@ -269,14 +286,14 @@ def test_writing_a_table_replaces_the_folder_with_the_same_content(spark, flows,
     assert [p.name for p in final.parent.iterdir()] == ["dt=2024-04-01"]
 
 
-def test_real_block_367891_is_attributed_by_its_payout_address(spark, pools):
+def test_real_block_367891_is_attributed_by_its_payout_address(spark, pools_list):
     """The 2015-08-01 block's row is not in shared/, only its transactions: its coinbase pays
     1KFHE7w8BhaENAswwryaoccDb6qcT6DbYY, F2Pool's known payout address."""
     with gzip.open(REAL_DATA / "block_367891_transactions.ndjson.gz", "rt") as f:
         coinbase = next(json.loads(line) for line in f if json.loads(line)["is_coinbase"])
     outputs = spark.createDataFrame(
-        [(367891, ",".join(o["addresses"])) for o in coinbase["outputs"]], "block_number long, address string"
+        [(coinbase["block_hash"], ",".join(o["addresses"])) for o in coinbase["outputs"]], COINBASE_COLS
     )
-    blocks = spark.createDataFrame([_block(367891, None)], BLOCK_COLS)
-    [row] = job.attribute_blocks(blocks, outputs, pools).collect()
+    blocks = spark.createDataFrame([_block(367891, None, coinbase["block_hash"])], BLOCK_COLS)
+    [row] = job.attribute_blocks(blocks, outputs, pools_list).collect()
     assert (row["pool_name"], row["matched_by"]) == ("F2Pool", "address")

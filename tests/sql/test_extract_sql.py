@@ -44,7 +44,7 @@ def exports():
 def expected_outputs(transactions):
     return sorted(
         (
-            t["hash"], t["block_number"], t["is_coinbase"], o["index"], o["type"],
+            t["hash"], t["block_hash"], t["block_number"], t["is_coinbase"], o["index"], o["type"],
             ",".join(o["addresses"] or []), int(o["value"]),
         )
         for t in transactions
@@ -65,7 +65,7 @@ def expected_inputs(transactions):
 
 def output_keys(rows):
     return sorted(
-        (r["transaction_hash"], r["block_number"], r["is_coinbase"], r["output_index"],
+        (r["transaction_hash"], r["block_hash"], r["block_number"], r["is_coinbase"], r["output_index"],
          r["output_type"], r["address"], r["value"])
         for r in rows
     )

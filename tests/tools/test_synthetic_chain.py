@@ -317,6 +317,29 @@ def test_pool_blocks_carry_their_own_tag_only(chain):
                           if k != synthetic_chain.SOLO and v}
 
 
+def test_pool_blocks_attribute_to_their_pool_under_the_lists_rule(chain):
+    """What the pipeline will say of each block (pool_classifier.attribution: pools in file
+    order, payout addresses first, tags as regexes) is the generator's truth: its pool, or none
+    for a solo miner."""
+    from pool_classifier.attribution import PoolsList
+
+    pools, truth = PoolsList.load(ROOT / "include" / "pools" / "pools-v2.json"), chain["truth"]
+    cb_by_block = {t["block_hash"]: t for t in _all_txs(chain) if t["is_coinbase"]}
+    matched = {}
+    for b in _all_blocks(chain):
+        outputs = [",".join(o["addresses"]) for o in cb_by_block[b["hash"]]["outputs"] if o["addresses"]]
+        got = pools.attribute(b["coinbase_param"], outputs)
+        actors = {actor for a in outputs if a in truth for role, actor in [truth[a]]
+                  if role in ("pool_wallet", "pool_miner")}
+        if not actors:  # a solo miner's block
+            assert got.matched_by == "none", f"block {b['number']}: {got}"
+            continue
+        (pool,) = actors
+        assert got.pool_name == pool, f"block {b['number']}: {pool}'s, attributed {got}"
+        matched[got.matched_by] = matched.get(got.matched_by, 0) + 1
+    assert matched.get("tag", 0) > 0
+
+
 def test_direct_pools_pay_many_miners_twenty_times_a_day(chain):
     summary = chain["summary"]["coinbase_20plus_addresses"]
     assert summary["total"] >= 300

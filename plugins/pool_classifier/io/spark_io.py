@@ -23,6 +23,18 @@ def file_system(spark: SparkSession, path: str):
     return hadoop_path, hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
 
 
+def read_bytes(spark: SparkSession, path: str) -> bytes:
+    """One small file's bytes (a local path or gs://), read in the driver; FileNotFoundError naming it."""
+    hadoop_path, fs = file_system(spark, path)
+    if not fs.exists(hadoop_path):
+        raise FileNotFoundError(path)
+    stream = fs.open(hadoop_path)
+    try:
+        return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+    finally:
+        stream.close()
+
+
 def hadoop_fs(spark: SparkSession) -> versioned.HadoopFS:
     return versioned.HadoopFS(spark)
 
