@@ -108,7 +108,7 @@ HOURLY_STEPS: dict[str, Step] = {step.task_id: step for step in (
          reads=_uses("crypto_bitcoin.blocks", "crypto_bitcoin.transactions", "pools"), writes=HOURLY,
          code=("steps/merge_pool_activity.py", "attribution.py", "include/sql/hourly_blocks.sql",
                "include/sql/hourly_coinbase_outputs.sql"),
-         also_reads="the window: the run's hour and the `window_hours` before it (the form)"),
+         also_reads="the window: the `window_hours` hours up to the run's hour (the form)"),
     Step("publish_pool_activity", "the last 7 days of hours in one version, for the API's /live page",
          reads=_uses("activity/pool_activity_hourly"), writes=_uses("activity/recent"),
          code=("steps/publish_pool_activity.py",)),
