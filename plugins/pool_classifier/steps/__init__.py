@@ -161,8 +161,12 @@ def reads_doc(task_id: str) -> str:
 
 def writes_doc(task_id: str) -> str:
     s = step(task_id)
+    if not s.writes:
+        return "nothing."
+    if all(use.dataset.kind == "latest" for use in s.writes):
+        return shown(s.writes) + ", replaced whole by each run."
     unit = "hour" if s.task_id in HOURLY_STEPS else "day"
-    return (shown(s.writes) + f", each replacing the {unit}.") if s.writes else "nothing."
+    return shown(s.writes) + f", each replacing the {unit}."
 
 
 def markdown_table(declared: dict[str, Step] | None = None) -> str:
