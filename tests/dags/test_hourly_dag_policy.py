@@ -117,3 +117,29 @@ def test_the_gcp_query_is_capped_pruned_and_refused_without_its_partition_filter
     unpruned = select.replace("timestamp_month BETWEEN", "DATE(`timestamp`) BETWEEN")
     with pytest.raises(ValueError, match="partition column `timestamp_month`"):
         hourly_query_configuration(unpruned, "2024-03-01t00")
+
+
+def test_the_gcp_dry_run_and_the_job_as_the_client_library_sends_them():
+    """The two job bodies of a window, built as the client library builds them (no call is made)."""
+    import datetime as dt
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    from pool_classifier.orchestration.gcp import BigQueryWindowSource
+    from pool_classifier.targets import gcp
+
+    client = bigquery.Client(project="pool-test-project", credentials=AnonymousCredentials())
+    source = BigQueryWindowSource(client, "2024-03-01t12")
+    start = dt.datetime(2024, 3, 1, 10, tzinfo=dt.timezone.utc)
+    select, dry, config = source.job_configs(start, start + dt.timedelta(hours=3))
+    assert "TIMESTAMP '2024-03-01 10:00:00'" in select and "TIMESTAMP '2024-03-01 13:00:00'" in select
+    for job_config, dry_run in ((dry, True), (config, False)):
+        body = bigquery.QueryJob("job-1", select, client, job_config=job_config).to_api_repr()["configuration"]
+        assert body.get("dryRun", False) is dry_run
+        assert body["query"]["query"] == select and body["query"]["useLegacySql"] is False
+        assert int(body["query"]["maximumBytesBilled"]) == gcp.HOURLY_MAX_BYTES_BILLED
+        assert body["labels"] == {"pipeline": "mining-pool-classifier", "step": "merge-pool-activity",
+                                  "logical-date": "2024-03-01t12"}
+    assert dry.use_query_cache is False and source.coinbase_outputs(start, start) is None
+    assert source.attribution_inputs == "tags"

@@ -262,7 +262,8 @@ class BigQueryWindowSource:
         self.client = client
         self.run_label = run_label
 
-    def blocks(self, start, end):
+    def job_configs(self, start, end):
+        """(the SELECT, its dry run's config, its job's config) for the window [start, end)."""
         from google.cloud import bigquery
 
         from pool_classifier.steps.merge_pool_activity import render_sql
@@ -271,9 +272,13 @@ class BigQueryWindowSource:
         configuration = hourly_query_configuration(select, self.run_label)
         dry = bigquery.QueryJobConfig.from_api_repr({**configuration, "dryRun": True})
         dry.use_query_cache = False
+        return select, dry, bigquery.QueryJobConfig.from_api_repr(configuration)
+
+    def blocks(self, start, end):
+        select, dry, config = self.job_configs(start, end)
         estimate = int(self.client.query(select, job_config=dry).total_bytes_processed or 0)
         gcp_requests.check_bytes_cap(estimate, gcp.HOURLY_MAX_BYTES_BILLED, "merge_pool_activity.hourly_blocks")
-        job = self.client.query(select, job_config=bigquery.QueryJobConfig.from_api_repr(configuration))
+        job = self.client.query(select, job_config=config)
         rows = [dict(row.items()) for row in job.result()]
         log.info("hourly_blocks: %d blocks, %s bytes billed (dry run %s)", len(rows), job.total_bytes_billed, estimate)
         return rows
