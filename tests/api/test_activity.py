@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import time
 
 import pytest
 
@@ -109,10 +110,7 @@ def test_no_data_and_an_empty_window_are_answers_not_errors(tmp_path):
             con.close()
             merge.merge_pool_activity(target, "2024-03-05T10")
             publish_pool_activity(target)
-            server.store  # the reader polls every 0.2 s
-            import time
-
-            time.sleep(0.3)
+            time.sleep(0.3)  # the reader reads the pointer again after poll_seconds (0.2 s here)
             empty = c.get("/v1/pools/activity").json()
     finally:
         server.stop()
