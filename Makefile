@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export TZ := UTC
 
-.PHONY: setup run test unit reliability e2e airflow bench serve bench-api deploy-composer deploy-api requirements clean
+.PHONY: setup run test unit reliability e2e airflow live bench serve bench-api deploy-composer deploy-api requirements clean
 
 setup:
 	@scripts/setup.sh
@@ -37,6 +37,11 @@ e2e: setup
 ## Airflow (standalone) with the project's config; UI on http://localhost:8080 (prints the login).
 airflow: setup
 	@scripts/airflow_standalone.sh
+
+## The live demo: the seeded chain appended to the local warehouse as time passes (yesterday on,
+## every 60 s), for the hourly DAG (`make airflow`) and the /live page (`make serve`) to move.
+live: setup
+	@$(PY) -m tools.live_chain $(ARGS)
 
 ## Benchmarks (not tests): the feature batch (Spark vs DuckDB, history growth, memory), then
 ## training on ~1 M addresses and Spark vs in-process scoring; both append to bench/results.md.

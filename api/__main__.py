@@ -19,7 +19,7 @@ def main() -> int:
         return 2
     base = f"http://{settings.host}:{settings.port}"
     print(f"api: serving the snapshots of {settings.bucket}/serving", flush=True)
-    for what, path in (("search", "/"), ("pools", "/pools"), ("model", "/model"), ("API docs", "/docs"),
+    for what, path in (("search", "/"), ("pools", "/pools"), ("live", "/live"), ("model", "/model"), ("API docs", "/docs"),
                        ("readiness", "/readyz")):
         print(f"    {what:<10} {base}{path}", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",

@@ -173,9 +173,13 @@ class Guard:
                            "retry; if it persists, report the incident id")(scope, receive, send)
 
 
-def create_app(settings: Settings, store: SnapshotStore | None = None) -> FastAPI:
-    """The app over `store` (default: the snapshots of `settings.bucket`, polled)."""
+def create_app(settings: Settings, store: SnapshotStore | None = None, activity=None) -> FastAPI:
+    """The app over `store` (default: the snapshots of `settings.bucket`, polled) and the hourly
+    activity of the same bucket (`activity`, an `api.activity.ActivityReader`: the same file system)."""
+    from api.activity import ActivityReader
+
     store = store or SnapshotStore(settings.bucket, poll_seconds=settings.poll_seconds, cache_dir=settings.cache_dir)
+    activity = activity or ActivityReader(settings.bucket, fs=store.fs, poll_seconds=settings.poll_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -196,6 +200,7 @@ def create_app(settings: Settings, store: SnapshotStore | None = None) -> FastAP
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.activity = activity
 
     app.add_middleware(Guard, settings=settings)
 
@@ -224,10 +229,12 @@ def create_app(settings: Settings, store: SnapshotStore | None = None) -> FastAP
     async def fastapi_http_error(request: Request, exc: HTTPException):
         return await http_error(request, exc)
 
+    from api.routers import activity as activity_routes
     from api.routers import addresses, health, model, pages, pools
 
     app.include_router(health.router)
     app.include_router(addresses.router)
+    app.include_router(activity_routes.router)  # before /v1/pools/{pool_id}
     app.include_router(pools.router)
     app.include_router(model.router)
     _document_the_key(app)

@@ -213,3 +213,64 @@ class Ready(BaseModel):
     model_version: str | None = None
     switches: int = 0
     last_error: str | None = None
+
+
+# ---------------------------------------------------------------- /v1/pools/activity (the hourly DAG)
+
+
+class ActivityPool(BaseModel):
+    """One pool over the window: mempool's /api/v1/mining/pools/<period> fields where they exist."""
+
+    poolId: int = Field(description="The pools list's id; -1 for the blocks no tag or payout address matched")
+    name: str
+    rank: int = Field(description="1 for the pool with most blocks")
+    blockCount: int
+    share: float = Field(description="blockCount / the window's blocks")
+    byTag: int = Field(description="Of its blocks, those attributed by coinbase tag")
+    byAddress: int = Field(description="… by payout address")
+    transactions: int
+    fees: int | None = Field(description="Satoshi; null where the coinbase outputs were not read (gcp)")
+
+
+class ActivityHour(BaseModel):
+    hour: str = Field(description="Start of the UTC hour")
+    blocks: int
+    unknown: int = Field(description="Of them, blocks no pool matched")
+    status: Literal["ok", "empty", "missing"] = Field(description="empty: processed, no block; missing: not processed")
+
+
+class NewestBlock(BaseModel):
+    height: int
+    time: str
+    ageSeconds: int = Field(description="Seconds between the block's time and the answer")
+
+
+class ActivityWindow(BaseModel):
+    from_: str = Field(alias="from", description="Start of the first hour, UTC")
+    to: str = Field(description="End of the last hour (exclusive)")
+
+
+class ActivityLineage(BaseModel):
+    version: str = Field(description="The version of activity/recent/ that answered")
+    publishedAt: str | None
+    poolsSha256: list[str] = Field(description="sha256 of the pools list(s) that attributed the blocks")
+    attributionInputs: list[str] = Field(description="tags+addresses (coinbase outputs read), or tags only")
+
+
+class ActivityResponse(BaseModel):
+    """Who mined in the last hours (the hourly DAG pool_activity_hourly)."""
+
+    status: Literal["ok", "stale", "empty", "no_data"] = Field(
+        description="ok; stale: the newest block is older than staleAfterSeconds; empty: no block in the window; "
+                    "no_data: nothing published yet")
+    detail: str
+    hours: int
+    window: ActivityWindow | None = Field(description="The hours counted: those up to the newest hour processed")
+    blockCount: int
+    unknownBlockCount: int
+    unknownShare: float | None
+    pools: list[ActivityPool]
+    blocksPerHour: list[ActivityHour]
+    newestBlock: NewestBlock | None
+    staleAfterSeconds: int
+    lineage: ActivityLineage | None

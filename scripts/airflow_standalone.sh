@@ -91,6 +91,8 @@ cat <<EOF
   and unpause it (toggle in the UI) so that the scheduler starts the run. (Unpausing also
   makes the scheduler start today's run, which fails with "No blocks on <today>" on the
   demo chain: the data ends on its last day.)
+  The hourly DAG pool_activity_hourly starts paused too: with \`make live\` feeding the
+  warehouse in another shell, unpause it and watch http://127.0.0.1:8000/live (\`make serve\`).
   Component output: $LOG.   Ctrl-C stops Airflow.
 
 EOF

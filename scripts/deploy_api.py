@@ -7,7 +7,7 @@ What it does, in order (each step is one printed command; `a || b`: b only when 
   1. enables the APIs it needs (Cloud Run, Artifact Registry, Cloud Build, Secret Manager);
   2. creates the Artifact Registry repository of the image, the API's own service account, and
      the managed folder `serving/` of the data bucket if absent;
-  3. lets that account read `serving/` only (roles/storage.objectViewer on the managed folder:
+  3. lets that account read `serving/` only, and the hourly `activity/recent/` (roles/storage.objectViewer on the managed folders:
      it cannot read or write anything else of the bucket);
   4. creates the Secret Manager secret of the API key if absent, with a first version made of 32
      random bytes sent on stdin (never printed, never in an argument, never in the repo), and lets
@@ -211,6 +211,7 @@ def plan(values: dict) -> list[Step]:
     region = f"--region={values['region']}"
     account, secret, serving = values["api_service_account"], values["secret"], datasets.serving_root(datasets.Bucket(values["bucket"])) + "/"
     member = f"--member=serviceAccount:{account}"
+    recent = datasets.activity_recent_dir(datasets.Bucket(values["bucket"])) + "/"
     steps = [
         Step("the APIs", [*gcloud, "services", "enable", *SERVICES]),
         Step("the image repository", [*gcloud, "artifacts", "repositories", "create", values["repository"],
@@ -226,6 +227,12 @@ def plan(values: dict) -> list[Step]:
              unless=[*gcloud, "storage", "managed-folders", "describe", serving]),
         Step("the account reads serving/ and nothing else", [
             *gcloud, "storage", "managed-folders", "add-iam-policy-binding", serving, member,
+            "--role=roles/storage.objectViewer"]),
+        # The hourly DAG's recent activity (/v1/pools/activity, /live): its own managed folder, read-only.
+        Step("activity/recent/ as a managed folder", [*gcloud, "storage", "managed-folders", "create", recent],
+             unless=[*gcloud, "storage", "managed-folders", "describe", recent]),
+        Step("the account reads activity/recent/", [
+            *gcloud, "storage", "managed-folders", "add-iam-policy-binding", recent, member,
             "--role=roles/storage.objectViewer"]),
         Step("the key's secret", [*gcloud, "secrets", "create", secret, "--replication-policy=automatic"],
              unless=[*gcloud, "secrets", "describe", secret]),

@@ -9,6 +9,11 @@ export PYTHONPATH="$PWD/plugins:$PWD${PYTHONPATH:+:$PYTHONPATH}" TZ=UTC
 data="${POOL_CLASSIFIER_DATA_DIR:-$PWD/data}"
 last=$(ls -d "$data"/bucket/predictions/address_scores/dt=* 2>/dev/null | sed 's/.*dt=//' | sort | tail -1 || true)
 if [ -z "$last" ]; then
+  if [ -e "$data/bucket/activity/recent/_current.json" ]; then
+    # The live demo alone (make live + the hourly DAG): /live answers; the daily pages say "not ready".
+    echo "serve: no scored day under $data/bucket/predictions (run 'make run' for the daily pages); /live has the hourly activity." >&2
+    exec .venv/bin/python -m api
+  fi
   echo "serve: no scored day under $data/bucket/predictions: run 'make run' first (about 3 minutes)." >&2
   exit 1
 fi

@@ -31,3 +31,8 @@ def pools_page():
 @router.get("/model")
 def model_page():
     return _page("model")
+
+
+@router.get("/live")
+def live_page():
+    return _page("live")

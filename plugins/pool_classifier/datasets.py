@@ -242,6 +242,32 @@ def quarantine_dir(warehouse: str) -> str:
     return str(Path(warehouse).parent / "quarantine")
 
 
+# ---------------------------------------------------------------- the hourly activity (pool_activity_hourly DAG)
+
+# Per UTC hour (`hour=YYYY-MM-DDTHH`), each a versioned location: the hour's rows per pool (the
+# table `pool_activity_hourly`) and its blocks with their pool.
+ACTIVITY_TABLES = ("pool_activity_hourly", "block_pools_hourly")
+
+
+def activity_root(where: HasBucket, table: str = "pool_activity_hourly") -> str:
+    """Parent of every hour of one activity table."""
+    if table not in ACTIVITY_TABLES:
+        raise ValueError(f"unknown activity table {table!r}; expected one of {ACTIVITY_TABLES}")
+    return f"{where.bucket}/activity/{table}"
+
+
+def activity_hour_dir(where: HasBucket, table: str, hour: str) -> str:
+    """One UTC hour (`YYYY-MM-DDTHH`) of an activity table (a versioned location)."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}", hour) and hour != "<hour>":
+        raise ValueError(f"hour {hour!r} is not YYYY-MM-DDTHH")
+    return f"{activity_root(where, table)}/hour={hour}"
+
+
+def activity_recent_dir(where: HasBucket) -> str:
+    """The last 7 days of hours in one place, what the API's /live page reads (versioned)."""
+    return f"{where.bucket}/activity/recent"
+
+
 # ---------------------------------------------------------------- the jobs bucket (gcp)
 
 JOBS_PREFIX = "pool_classifier"
@@ -278,7 +304,8 @@ class Dataset:
     holds: str
     # "bucket": a folder per day under the bucket (`<name>/dt=<ds>/`); "registry": the model
     # registry folder; "source": crypto_bitcoin's tables; "table": a published table; "file":
-    # a file shipped with the code.
+    # a file shipped with the code; "hourly": a folder per UTC hour (`<name>/hour=<hour>/`);
+    # "latest": one versioned folder, replaced by each run (`<name>/`).
     kind: str = "bucket"
 
     def path(self, target, ds: str) -> str:
@@ -293,6 +320,10 @@ class Dataset:
             return published_db(target.warehouse)
         if self.kind == "file":
             return str(POOLS_FILE)
+        if self.kind == "hourly":
+            return f"{target.bucket}/{self.name}/hour={ds}"
+        if self.kind == "latest":
+            return f"{target.bucket}/{self.name}"
         raise ValueError(f"dataset {self.name}: unknown kind {self.kind!r}")
 
     def shown(self, day: int = 0) -> str:
@@ -303,6 +334,10 @@ class Dataset:
             return f"`{self.name}{'/' if self.name == 'models' else ''}`"
         if self.kind == "table":
             return f"table `{self.name}`"
+        if self.kind == "hourly":
+            return f"`{self.name}/hour=<hour>/`"
+        if self.kind == "latest":
+            return f"`{self.name}/`"
         return f"`{self.name}`"
 
 
@@ -340,6 +375,14 @@ DATASETS: dict[str, Dataset] = {
     "models/champion.json": Dataset("models/champion.json", "the promotions: the champion of each day", "registry"),
     "table address_scores": Dataset("address_scores", "published predictions, one partition per day", "table"),
     "table block_pools": Dataset("block_pools", "published block pools, one partition per day", "table"),
+    "activity/pool_activity_hourly": Dataset(
+        "activity/pool_activity_hourly", "the table pool_activity_hourly: per UTC hour, per pool, its blocks, share, "
+        "transactions, fees, attribution counts and newest block", "hourly"),
+    "activity/block_pools_hourly": Dataset(
+        "activity/block_pools_hourly", "per UTC hour, each block with its pool and how it was matched", "hourly"),
+    "activity/recent": Dataset(
+        "activity/recent", "the last 7 days of pool_activity_hourly and each hour's block count, in one "
+        "version (what the API's /v1/pools/activity and /live read)", "latest"),
 }
 
 

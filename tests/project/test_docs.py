@@ -24,3 +24,14 @@ def test_the_readme_step_table_is_the_steps_declaration():
     assert table == steps.markdown_table(), (
         "README.md's step table differs from the steps' declaration; paste this between its markers:\n"
         + steps.markdown_table())
+
+
+def test_the_readme_hourly_step_table_is_the_hourly_steps_declaration():
+    """The hourly DAG's table too (steps.HOURLY_STEPS)."""
+    from pool_classifier import steps
+
+    start, end = "<!-- hourly steps table:", "<!-- end of hourly steps table -->"
+    table = README[README.index(start):README.index(end)].split("\n", 1)[1]
+    assert table == steps.markdown_table(steps.HOURLY_STEPS), (
+        "README.md's hourly step table differs from the declaration; paste this between its markers:\n"
+        + steps.markdown_table(steps.HOURLY_STEPS))

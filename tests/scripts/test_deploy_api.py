@@ -75,11 +75,12 @@ def test_the_dry_run_prints_every_command_and_runs_none(cloud_sdk):
     lines = printed(result.stdout, "would run: ")
     assert [shlex.split(line.split(" || ")[-1].split("   #")[0])[3:5] for line in lines] == [
         ["services", "enable"], ["artifacts", "repositories"], ["iam", "service-accounts"],
-        ["storage", "managed-folders"], ["storage", "managed-folders"], ["secrets", "create"],
+        ["storage", "managed-folders"], ["storage", "managed-folders"], ["storage", "managed-folders"],
+        ["storage", "managed-folders"], ["secrets", "create"],
         ["secrets", "versions"], ["secrets", "add-iam-policy-binding"], ["builds", "submit"], ["run", "deploy"],
         ["run", "services"]]
-    build = shlex.split(lines[8])
-    run = shlex.split(lines[9])
+    build = shlex.split(lines[10])
+    run = shlex.split(lines[11])
     # The image deployed is the image built, tagged as asked, in the region of the gcp settings.
     assert _flag(build, "--substitutions") == f"_IMAGE={IMAGE}" and _flag(build, "--config") == "api/cloudbuild.yaml"
     assert _flag(run, "--image") == IMAGE and _flag(run, "--region") == "us-central1"
@@ -89,12 +90,13 @@ def test_the_dry_run_prints_every_command_and_runs_none(cloud_sdk):
     assert _flag(run, "--service-account") == ACCOUNT
     assert (_flag(run, "--min-instances"), _flag(run, "--max-instances")) == ("0", "2")
     assert (_flag(run, "--cpu"), _flag(run, "--memory")) == ("1", "1Gi") and "--cpu-throttling" in run
-    # The account may read serving/ (a managed folder) and the key, nothing else.
+    # The account may read serving/ and activity/recent/ (managed folders) and the key, nothing else.
     grants = [shlex.split(line) for line in lines if "add-iam-policy-binding" in line]
-    assert [(g[6] if g[3] == "storage" else g[5], _flag(g, "--role")) for g in grants[:2]] == [
-        (f"{BUCKET}/serving/", "roles/storage.objectViewer"), ("pool-api-key", "roles/secretmanager.secretAccessor")]
-    assert all(_flag(g, "--member") == f"serviceAccount:{ACCOUNT}" for g in grants[:2])
-    assert _flag(grants[2], "--member") == "group:analysts@example.com" and _flag(grants[2], "--role") == "roles/run.invoker"
+    assert [(g[6] if g[3] == "storage" else g[5], _flag(g, "--role")) for g in grants[:3]] == [
+        (f"{BUCKET}/serving/", "roles/storage.objectViewer"), (f"{BUCKET}/activity/recent/", "roles/storage.objectViewer"),
+        ("pool-api-key", "roles/secretmanager.secretAccessor")]
+    assert all(_flag(g, "--member") == f"serviceAccount:{ACCOUNT}" for g in grants[:3])
+    assert _flag(grants[3], "--member") == "group:analysts@example.com" and _flag(grants[3], "--role") == "roles/run.invoker"
     assert "# dry run: nothing was run" in result.stdout
 
 

@@ -13,7 +13,8 @@ SQL_FILES = sorted(p.stem for p in SQL_DIR.glob("*.sql"))
 
 def rendered(name: str) -> str:
     # Every parameter the files use; a file ignores the ones it does not.
-    return sql.render(name, ds=DS, first_day="2024-02-27")
+    return sql.render(name, ds=DS, first_day="2024-02-27", last_day=DS,
+                      start="2024-02-29 22:00:00", end="2024-03-01 01:00:00")
 
 
 def test_the_sql_files_are_found():
@@ -85,3 +86,12 @@ def test_a_filter_on_another_tables_partition_column_does_not_count():
     )
     problems = sql_checks.partition_filter_problems(query)
     assert len(problems) == 1 and "crypto_bitcoin.transactions` (as t)" in problems[0]
+
+
+@pytest.mark.parametrize("value", ["2024-03-01T10:00:00", "2024-03-01 10:00", "2024-03-01 10:00:00' OR 1=1 --",
+                                   "2024-13-01 10:00:00"])
+def test_only_a_date_or_a_whole_time_reaches_the_sql(value):
+    """The hourly window's bounds: `YYYY-MM-DD HH:MM:SS` exactly, and a real time, or refused."""
+    with pytest.raises(ValueError, match="is not a date YYYY-MM-DD"):
+        sql.render("hourly_blocks", first_day="2024-03-01", last_day="2024-03-01", start=value,
+                   end="2024-03-01 11:00:00")

@@ -7,9 +7,12 @@ fixes below where sqlglot's mapping would lose exactness.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 from pool_classifier.datasets import SQL_DIR
+
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
 def sql_path(name: str) -> Path:
@@ -17,14 +20,20 @@ def sql_path(name: str) -> Path:
 
 
 def render(name: str, **params: str) -> str:
-    """`include/sql/<name>.sql` rendered; every parameter must be an ISO date."""
+    """`include/sql/<name>.sql` rendered; every parameter must be an ISO date, or an ISO date and
+    time (`YYYY-MM-DD HH:MM:SS`, the hourly window's bounds)."""
     import jinja2
 
     for key, value in params.items():
         try:
-            dt.date.fromisoformat(value)  # nothing but a date reaches the SQL text
+            # Nothing but a date or a date and time reaches the SQL text.
+            if _DATETIME.fullmatch(value):
+                dt.datetime.fromisoformat(value)
+            else:
+                dt.date.fromisoformat(value)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name}.sql: {key}={value!r} is not a date YYYY-MM-DD") from exc
+            raise ValueError(f"{name}.sql: {key}={value!r} is not a date YYYY-MM-DD "
+                             "(or a time YYYY-MM-DD HH:MM:SS)") from exc
     template = jinja2.Template(sql_path(name).read_text(), undefined=jinja2.StrictUndefined)
     return template.render(**params)
 

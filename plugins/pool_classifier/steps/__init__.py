@@ -101,13 +101,29 @@ STEPS: dict[str, Step] = {step.task_id: step for step in (
 )}
 ORDER = tuple(STEPS)
 
+# The second DAG, pool_activity_hourly: per UTC hour (`<hour>`), not per day.
+HOURLY = _uses("activity/pool_activity_hourly", "activity/block_pools_hourly")
+HOURLY_STEPS: dict[str, Step] = {step.task_id: step for step in (
+    Step("merge_pool_activity", "the blocks of the last hours attributed to their pools, merged per hour",
+         reads=_uses("crypto_bitcoin.blocks", "crypto_bitcoin.transactions", "pools"), writes=HOURLY,
+         code=("steps/merge_pool_activity.py", "attribution.py", "include/sql/hourly_blocks.sql",
+               "include/sql/hourly_coinbase_outputs.sql"),
+         also_reads="the window: the `window_hours` hours up to the run's hour (the form)"),
+    Step("publish_pool_activity", "the last 7 days of hours in one version, for the API's /live page",
+         reads=_uses("activity/pool_activity_hourly"), writes=_uses("activity/recent"),
+         code=("steps/publish_pool_activity.py",)),
+)}
+HOURLY_ORDER = tuple(HOURLY_STEPS)
+
 
 def step(task_id: str) -> Step:
-    """The declaration of a task (`extract_day.export_blocks` → `extract_day`)."""
+    """The declaration of a task (`extract_day.export_blocks` → `extract_day`), of either DAG."""
     name = task_id.split(".")[0]
-    if name not in STEPS:
-        raise KeyError(f"no step {name!r}; known: {', '.join(ORDER)}")
-    return STEPS[name]
+    if name in STEPS:
+        return STEPS[name]
+    if name not in HOURLY_STEPS:
+        raise KeyError(f"no step {name!r}; known: {', '.join(ORDER + HOURLY_ORDER)}")
+    return HOURLY_STEPS[name]
 
 
 # ---------------------------------------------------------------- what is derived
@@ -145,14 +161,20 @@ def reads_doc(task_id: str) -> str:
 
 def writes_doc(task_id: str) -> str:
     s = step(task_id)
-    return (shown(s.writes) + ", each replacing the day.") if s.writes else "nothing."
+    if not s.writes:
+        return "nothing."
+    if all(use.dataset.kind == "latest" for use in s.writes):
+        return shown(s.writes) + ", replaced whole by each run."
+    unit = "hour" if s.task_id in HOURLY_STEPS else "day"
+    return shown(s.writes) + f", each replacing the {unit}."
 
 
-def markdown_table() -> str:
-    """The step table of the README and of the DAG's doc (a test keeps the README's equal)."""
+def markdown_table(declared: dict[str, Step] | None = None) -> str:
+    """The step table of the README and of the DAG's doc (a test keeps the README's equal);
+    `declared=HOURLY_STEPS` for the hourly DAG's."""
     rows = ["| task | does | code (`steps/`, `model/` are in `plugins/pool_classifier/`) | reads | writes |",
             "|---|---|---|---|---|"]
-    for s in STEPS.values():
+    for s in (STEPS if declared is None else declared).values():
         code = ", ".join(f"`{c}`" for c in s.code)
         reads = "; ".join(([shown(s.reads)] if s.reads else []) + ([s.also_reads] if s.also_reads else []))
         rows.append(f"| `{s.task_id}` | {s.does} | {code} | {reads or '—'} | {shown(s.writes) or '—'} |")

@@ -217,3 +217,8 @@ def target() -> Target:
             "(the bucket that holds extracts, features, models and predictions)."
         )
     return target_for_bucket(bucket)
+
+# The hourly DAG's query (include/sql/hourly_blocks.sql) reads the window's month of `blocks`:
+# ~4,400 rows × ~300 B ≈ 1.3 MB, billed BigQuery's 10 MB minimum. The whole table (~0.9 M
+# blocks) is ~0.27 GB: a cap of 100 MiB refuses a query that lost its partition filter.
+HOURLY_MAX_BYTES_BILLED = 100 * 2**20
