@@ -32,6 +32,7 @@ state's size is unknown (no manifest), the weight is 1 and the metadata says `po
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,7 +131,10 @@ def fit_map(model, x, y, weights, method: str) -> dict:
     y = np.asarray(y).astype(int)
     if y.sum() == 0 or y.sum() == len(y):
         raise CalibrationError(f"the {len(y)} calibration rows hold {int(y.sum())} positives: need both classes")
-    with threadpool_limits(1):
+    with threadpool_limits(1), warnings.catch_warnings():
+        # The frozen model is not refitted, so it takes no weights: scikit-learn warns that they then
+        # weigh the calibration only, which is what is meant here.
+        warnings.filterwarnings("ignore", message="Since FrozenEstimator does not appear to accept sample_weight")
         fitted = CalibratedClassifierCV(FrozenEstimator(model), method=method).fit(x, y, sample_weight=weights)
     calibrator = fitted.calibrated_classifiers_[0].calibrators[0]
     source = "decision_function" if hasattr(model, "decision_function") else "predict_proba"
