@@ -67,11 +67,16 @@ def _explanation(snap: Snapshot, row: dict, contributions: list[dict]) -> tuple[
             "rest": found["rest"]}, None
 
 
+# How a model saved before calibration decides: its predict_proba at its threshold, nothing else known.
+_UNCALIBRATED = {"calibration": None, "target_precision": None, "target_reached": None, "precision": None,
+                 "recall": None}
+
+
 def _answer(snap: Snapshot, checked: checks.Address, row: dict) -> dict:
     scored = row.get("score") is not None
     threshold = snap.meta["thresholds"].get(row.get("model_version"), snap.meta["threshold"])
     # A snapshot published before calibration has no decisions: the fields stay null.
-    decided = snap.meta.get("decisions", {}).get(row.get("model_version"), {})
+    decided = {**_UNCALIBRATED, **snap.meta.get("decisions", {}).get(row.get("model_version"), {})}
     contributions = _contributions(row.get("contributions"))
     explanation, note = _explanation(snap, row, contributions)
     return {
