@@ -163,7 +163,7 @@ def _state_of(target, ds: str, addresses: int) -> None:
 
 def test_a_trained_version_stores_reloads_and_scores_at_its_calibrated_threshold(local_target):
     frame = write_day(local_target, DS)
-    positives, negatives = 60, len(frame) - 60
+    negatives = len(frame) - 60
     _state_of(local_target, DS, 60 + 4 * negatives)  # the training set holds 1 in 4 of the others
     result = train_model.train_model(local_target, DS)
     metadata = json.loads((Path(result["path"]) / registry.METADATA_FILE).read_text())
