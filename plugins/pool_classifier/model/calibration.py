@@ -37,14 +37,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pool_classifier.errors import DataError
+
 log = logging.getLogger(__name__)
 
 METHODS = ("sigmoid", "isotonic")
 RELIABILITY_BINS = 10
 
 
-class CalibrationError(ValueError):
-    """The calibration rows cannot fit a calibration map (no positive or no negative among them)."""
+class CalibrationError(DataError, ValueError):
+    """The day's rows cannot calibrate or choose a threshold (too few positives for the calibration
+    rows, one class only among them, no positive to evaluate): a retry would not help."""
 
 
 @dataclass(frozen=True)
