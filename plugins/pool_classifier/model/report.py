@@ -109,7 +109,9 @@ def calibration_section(metadata: dict) -> list[str]:
         f"**{d['precision']:.3f}**, recall **{d['recall']:.3f}** ({d['true_positives']} of "
         f"{split['eval_positives']} pools; {d['predicted_positives']} rows flagged).",
         "",
-        f"Brier score on the evaluation rows: {c['brier_raw']:.5f} raw → {c['brier_calibrated']:.5f} calibrated.",
+        f"Brier score on the evaluation rows: {c['brier_raw']:.5f} raw → {c['brier_calibrated']:.5f} calibrated. "
+        "(The confusion matrix and the recall per pool above count the evaluation rows as they are, unweighted; "
+        "the precision here weighs the negatives.)",
         "",
         f"![reliability curve]({RELIABILITY})",
         "",
