@@ -14,6 +14,9 @@ features without the four calendar months: a later evaluation period has later m
 construction). The best on the evaluation rows is the run's challenger; it becomes champion
 only if it beats the champion in force before the day by `promotion_margin` of PR-AUC on the
 evaluation rows neither has been trained on.
+
+The latest training rows are held out of the fit to calibrate the saved version's score, and
+its threshold is chosen on the evaluation rows (`model/calibration.py`, from `steps/train_model.py`).
 """
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ registry with its report.
 Training set: `features/training_features/dt=<ds>`, made by the features job from the whole
 state: every labelled pool address with features (positives) and a seeded random sample of
 the other addresses (negatives, ~100 per positive; `negatives_per_positive` here can thin
-them further, seeded). How the candidates are fitted and compared: `model/training.py`.
+them further, seeded). How the candidates are fitted and compared: `model/training.py`; how the
+saved version's score is calibrated (on the latest training rows, held out of the fit) and its
+threshold chosen for a target precision (on the evaluation rows): `model/calibration.py`.
 The version is saved as `<candidate>-<ds>` (`model/registry.py`); same data and
 configuration ⇒ the same version, byte for byte.
 
