@@ -66,8 +66,19 @@ class Explanation(BaseModel):
 
 
 class Decision(BaseModel):
+    """The decision at the threshold of the model that scored the address (docs/model.md, Calibration)."""
+
     is_pool: bool = Field(description="score ≥ threshold")
-    threshold: float = Field(description="The model's threshold (metadata.json metrics.threshold)")
+    threshold: float = Field(description="The model's threshold on its calibrated probability, chosen on its "
+                                         "evaluation rows for target_precision (metadata.json threshold)")
+    calibration: str | None = Field(None, description="How the score was calibrated (sigmoid or isotonic); null: "
+                                                      "the model predates calibration, its score is predict_proba")
+    target_precision: float | None = Field(None, description="The precision the threshold was chosen for")
+    target_reached: bool | None = Field(None, description="False: no threshold reached target_precision on the "
+                                                          "evaluation rows; the threshold gives the best precision")
+    precision: float | None = Field(None, description="Precision at the threshold on the model's evaluation rows "
+                                                      "(negatives weighted to the address population)")
+    recall: float | None = Field(None, description="Recall at the threshold on the model's evaluation rows")
 
 
 class AddressScore(BaseModel):
@@ -76,7 +87,11 @@ class AddressScore(BaseModel):
     address: str
     address_kinds: list[str] = Field(description="The kind of each comma-joined part (P2PKH, P2WPKH, P2TR, …)")
     scored: bool = Field(description="False for a pool address that only coinbases paid (no features: not scored)")
-    score: float | None = Field(None, description="Probability that it is a mining-pool address")
+    score: float | None = Field(None, description="Probability that it is a mining-pool address: the model's "
+                                                  "calibrated probability (decision.calibration says how; null "
+                                                  "there: a model before calibration, its predict_proba)")
+    probability: float | None = Field(None, description="The calibrated probability (= score) when the model that "
+                                                        "scored it is calibrated; null otherwise")
     decision: Decision | None = None
     known_pool: bool = Field(description="Labelled a pool address (coinbases or the pools list)")
     pools: list[KnownPool] = Field(description="The pools it is labelled for, and how")
@@ -185,6 +200,9 @@ class ModelSummary(BaseModel):
     trained_for: str | None
     estimator: str | None
     threshold: float | None
+    calibration: dict | None = Field(None, description="The calibration map, its Brier scores and reliability "
+                                                       "bins on the evaluation rows, and the threshold's decision "
+                                                       "(metadata.json calibration); null before calibration")
     metrics: dict
     promotion: dict | None
     data: dict | None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pool_classifier import datasets
 from pool_classifier.io import atomic, versioned
-from pool_classifier.model import registry
+from pool_classifier.model import calibration, registry
 from pool_classifier.steps import score_addresses
 from pool_classifier.targets import Target, current_target
 
@@ -81,13 +81,16 @@ def training_summary(target: Target, ds: str) -> dict:
     entry = registry.champion_entry(promotions, ds)
     champion = entry["version"] if entry else None
     version = registry.trained_version(target, ds)
+    # The champion's decision: its threshold on its calibrated probability, with its precision and recall.
+    decision = calibration.summary_line(registry.read_metadata(target, champion)) if champion else None
     if version is None:
-        return {"version": None, "champion": champion}
+        return {"version": None, "champion": champion, "champion_decision": decision}
     metadata = registry.read_metadata(target, version)
     compared = metadata.get("champion") or {}
     return {
         "version": version,
         "champion": champion,
+        "champion_decision": decision,
         "promoted": metadata["promotion"]["promoted"],
         "reason": metadata["promotion"]["reason"],
         "split": metadata["split"],
@@ -175,14 +178,16 @@ def _metric_line(name: str, m: dict) -> str:
 
 def render_training(t: dict) -> list[str]:
     if t["version"] is None:
-        return [f"model                 no training on this day (cadence); champion {t['champion']}"]
+        return [f"model                 no training on this day (cadence); champion {t['champion']}",
+                f"champion decision     {t['champion_decision']}"]
     split = t["split"]
     lines = ["pool addresses with features (the training positives), per pool:"]
     lines += [f"    {name:<20} {n}" for name, n in t["positives_with_features"].items()]
     lines += [
         f"    {'total':<20} {sum(t['positives_with_features'].values())} (+ {t['negatives_sampled']} sampled negatives)",
         f"time split            on {split['key']}: cut-off {split['cutoff_utc']}; train {split['train_rows']:,} rows "
-        f"({split['train_positives']} pools), evaluate {split['eval_rows']:,} ({split['eval_positives']} pools)",
+        f"({split['train_positives']} pools), calibrate {split.get('calibration_rows', 0):,} "
+        f"({split.get('calibration_positives', 0)} pools), evaluate {split['eval_rows']:,} ({split['eval_positives']} pools)",
         "candidates on the evaluation set:",
     ]
     lines += [_metric_line(name, m) for name, m in t["candidates"].items()]
@@ -194,6 +199,7 @@ def render_training(t: dict) -> list[str]:
     lines += [
         f"{'PROMOTED' if t['promoted'] else 'NOT PROMOTED':<22}{t['reason']}",
         f"champion now          {t['champion']}",
+        f"champion decision     {t['champion_decision']}",
         "recall per pool       " + ", ".join(f"{p} {r['recall']:.2f} ({r['positives']})" for p, r in t["per_pool_recall"].items()),
         f"model report          {_shown(t['report'])}",
     ]

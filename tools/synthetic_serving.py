@@ -180,6 +180,12 @@ def _write_model(where, version: str, day: str, promoted: bool, champion: str | 
     metadata = {
         "version": version, "trained_for": day, "model": "HistGradientBoostingClassifier", "candidate": "hgb",
         "threshold": THRESHOLD, "metrics": metrics, "features": list(FEATURE_COLUMNS[4:]),
+        # The scores are the sigmoid of the raw output (a = -1, b = 0): calibrated as train_model stores it.
+        "calibration": {"method": "sigmoid", "input": "decision_function", "a": -1.0, "b": 0.0,
+                        "negative_weight": 1.0, "population": "training set",
+                        "brier_raw": 0.02, "brier_calibrated": 0.01, "reliability": [], "reliability_raw": [],
+                        "decision": {"threshold": THRESHOLD, "target_precision": 0.95, "target_reached": True,
+                                     "precision": metrics["precision"], "recall": metrics["recall"]}},
         "data": {"window": {"first_day": day, "last_day": day}, "rows": 1000, "positives": 20},
         "promotion": {"promoted": promoted, "champion_before": champion, "champion_after": version if promoted
                       else champion, "reason": "first champion" if promoted else f"does not beat {champion}"},

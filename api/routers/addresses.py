@@ -67,9 +67,16 @@ def _explanation(snap: Snapshot, row: dict, contributions: list[dict]) -> tuple[
             "rest": found["rest"]}, None
 
 
+# How a model saved before calibration decides: its predict_proba at its threshold, nothing else known.
+_UNCALIBRATED = {"calibration": None, "target_precision": None, "target_reached": None, "precision": None,
+                 "recall": None}
+
+
 def _answer(snap: Snapshot, checked: checks.Address, row: dict) -> dict:
     scored = row.get("score") is not None
     threshold = snap.meta["thresholds"].get(row.get("model_version"), snap.meta["threshold"])
+    # A snapshot published before calibration has no decisions: the fields stay null.
+    decided = {**_UNCALIBRATED, **snap.meta.get("decisions", {}).get(row.get("model_version"), {})}
     contributions = _contributions(row.get("contributions"))
     explanation, note = _explanation(snap, row, contributions)
     return {
@@ -77,7 +84,8 @@ def _answer(snap: Snapshot, checked: checks.Address, row: dict) -> dict:
         "address_kinds": list(checked.kinds),
         "scored": scored,
         "score": row.get("score"),
-        "decision": {"is_pool": row["score"] >= threshold, "threshold": threshold} if scored else None,
+        "probability": row.get("score") if decided.get("calibration") else None,
+        "decision": {**decided, "is_pool": row["score"] >= threshold, "threshold": threshold} if scored else None,
         "known_pool": bool(row["pools"]),
         "pools": row["pools"],
         "profile": ({"profile": row.get("profile"), "anomaly_score": row.get("anomaly_score"),

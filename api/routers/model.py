@@ -22,6 +22,7 @@ def _summary(snap: Snapshot, metadata: dict) -> dict:
     metrics = metadata.get("metrics", {})
     return {"version": version, "trained_for": metadata.get("trained_for"), "estimator": metadata.get("model"),
             "threshold": metrics.get("threshold", metadata.get("threshold")), "metrics": metrics,
+            "calibration": metadata.get("calibration"),
             "promotion": metadata.get("promotion"), "data": metadata.get("data"),
             "plots": [f"/v1/model/files/{version}/{name}" for name in plots]}
 

@@ -36,6 +36,13 @@ def test_an_address_answers_score_decision_pool_profile_features_and_lineage(cli
     day, score = _latest(truth, address)
     assert body.score == pytest.approx(score) and body.scored_day == day
     assert body.decision.threshold == 0.5 and body.decision.is_pool == (score >= 0.5)
+    # The calibrated probability and how the threshold decides, from the champion's metadata.
+    champion = client.get("/v1/model").json()["champion"]
+    assert body.probability == body.score and body.decision.calibration == champion["calibration"]["method"]
+    chosen = champion["calibration"]["decision"]
+    assert (body.decision.target_precision, body.decision.target_reached, body.decision.precision,
+            body.decision.recall) == (0.95, True, chosen["precision"], chosen["recall"])
+    assert champion["threshold"] == chosen["threshold"] == body.decision.threshold
     pool_id, pool_name, source = truth.labels[address]
     assert body.known_pool and [(p.pool_id, p.pool_name, p.label_source) for p in body.pools] == [
         (pool_id, pool_name, source)]
@@ -295,15 +302,23 @@ def test_the_decision_is_at_the_threshold_of_the_model_that_scored_the_address(c
     meta = server.store.current.meta
     assert meta["thresholds"] == {truth.champion: 0.5}
     address = next(a for a in truth.addresses if 0.6 < truth.scores.get((a, DAYS[-1]), 0) < 0.95)
-    saved = dict(meta["thresholds"])
+    saved, decisions = dict(meta["thresholds"]), meta.pop("decisions")
     try:
-        meta["thresholds"][truth.champion] = 0.99  # as if an older champion with a stricter threshold scored it
+        # As if an older champion, saved before calibration, with a stricter threshold scored it.
+        meta["thresholds"][truth.champion] = 0.99
         body = client.get(f"/v1/addresses/{address}").json()
-        assert body["decision"] == {"is_pool": False, "threshold": 0.99}
+        assert body["decision"] == {"is_pool": False, "threshold": 0.99, "calibration": None,
+                                    "target_precision": None, "target_reached": None, "precision": None,
+                                    "recall": None}
+        assert body["probability"] is None and body["score"] == pytest.approx(truth.scores[(address, DAYS[-1])])
     finally:
         meta["thresholds"].clear()
         meta["thresholds"].update(saved)
-    assert client.get(f"/v1/addresses/{address}").json()["decision"] == {"is_pool": True, "threshold": 0.5}
+        meta["decisions"] = decisions
+    body = client.get(f"/v1/addresses/{address}").json()
+    assert {k: body["decision"][k] for k in ("is_pool", "threshold", "calibration")} == {
+        "is_pool": True, "threshold": 0.5, "calibration": "sigmoid"}
+    assert body["probability"] == body["score"]
 
 
 def test_an_address_last_scored_before_contributions_existed_says_so(tmp_path):

@@ -57,6 +57,8 @@ def test_the_address_page_shows_score_decision_pool_and_both_charts(site, tmp_pa
     assert _text(dom, "score") == f"{truth.scores[(address, '2024-03-03')]:.4f}"
     assert truth.labels[address][1] in _text(dom, "pool")
     assert _text(dom, "decision") == "pool address"
+    assert "score (calibrated probability)" in dom.lower()
+    assert re.search(r"decision \(threshold 0\.5: precision 0\.\d{3}, recall (0|1)\.\d{3}\)", dom, re.IGNORECASE)
     features = "|".join(f for f, _ in sorted(synthetic_serving.CONTRIBUTING, key=lambda c: -abs(c[1])))
     assert f'data-series="{features}"' in dom  # the contributions' bars, largest first
     summed = re.search(r'id="contributions-sum"[^>]*>(.*?)</p>', dom, re.S)
@@ -100,6 +102,10 @@ def test_the_model_page_shows_champion_challenger_and_the_reports_plots(site, tm
     dom = chromium(tmp_path, f"{server.url}/model", screenshot="api_model.png")
     assert _text(dom, "champion") == truth.champion and _text(dom, "challenger") == truth.challenger
     assert 'id="comparison"' in dom and 'id="metrics"' in dom
+    # How each model decides: its calibrated probability, its threshold, the precision and recall it gives.
+    assert re.search(rf"{truth.champion} \(champion\): sigmoid-calibrated probability \(Brier [0-9.]+ raw → [0-9.]+\); "
+                     r"threshold 0\.5000 for target precision 0\.95 \(reached\): precision 0\.\d{4}, recall "
+                     r"(0|1)\.\d{4} on its evaluation rows", dom)
     assert f'data-src="/v1/model/files/{truth.champion}/pr_curve.png"' in dom and 'src="blob:' in dom
 
 

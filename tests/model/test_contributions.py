@@ -147,10 +147,12 @@ def test_scoring_keeps_the_top_k_their_rest_bias_and_raw_output(versions, kind):
 
     assert list(scored.columns) == [name for name, _ in scoring.SCORED_FIELDS]
     assert np.array_equal(scored["raw_output"].to_numpy(), raw)
-    if kind == "rf":
-        assert np.array_equal(scored["raw_output"], scored["score"])
-    else:  # the score is the logistic of the log-odds
-        np.testing.assert_allclose(scored["score"], 1 / (1 + np.exp(-raw)), rtol=1e-12)
+    # The score is the version's calibration of the raw output (a monotone map after it, model/calibration.py):
+    # the forest's probability or the boosting's log-odds, through the stored sigmoid.
+    c = version.metadata["calibration"]
+    assert c["method"] == "sigmoid"
+    np.testing.assert_allclose(scored["score"], 1 / (1 + np.exp(c["a"] * raw + c["b"])), rtol=1e-12)
+    assert (scored["label"] == (scored["score"] >= version.threshold)).all()
     assert (scored["contribution_bias"] == version.explainer.bias).all()
     for i, top in enumerate(scored[scoring.CONTRIBUTIONS_COLUMN]):
         assert [set(t) for t in top] == [{"feature", "value", "contribution"}] * 4

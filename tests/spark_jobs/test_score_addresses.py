@@ -12,7 +12,7 @@ import pytest
 
 from pool_classifier import datasets
 from pool_classifier.io import atomic
-from pool_classifier.model import drift, registry, scoring, training
+from pool_classifier.model import calibration, drift, registry, scoring, training
 from pool_classifier.model.profiles import ProfileConfig
 from pool_classifier.steps import score_addresses, train_model
 from spark_jobs import score_addresses as job
@@ -62,6 +62,27 @@ def test_spark_scoring_equals_in_process_scoring_row_for_row(spark, local_target
     assert (in_spark[scoring.CONTRIBUTIONS_COLUMN].map(len) == scoring.TOP_K).all()
     # And the scores mean something: the pools score higher.
     assert in_spark.groupby("known_pool")["score"].mean()[True] > 0.5
+    # The score is the version's calibrated probability, the label the decision at its stored threshold.
+    metadata = registry.read_metadata(local_target, f"{candidate}-{DS}")
+    np.testing.assert_allclose(in_spark["score"], calibration.apply_map(metadata["calibration"], in_spark["raw_output"]),
+                               rtol=1e-12)
+    assert metadata["threshold"] == metadata["calibration"]["decision"]["threshold"]
+    assert (in_spark["label"] == (in_spark["score"] >= metadata["threshold"])).all()
+
+
+def test_spark_scoring_decides_at_the_threshold_stored_in_the_metadata(spark, local_target):
+    write_day(local_target, DS)
+    version = train_model.train_model(local_target, DS, CONFIGS["hgb"])["version"]
+    before = _spark_scored(spark, local_target)
+    # Another threshold in the version's metadata (as a data scientist might set it): Spark decides at it.
+    file = Path(registry.version_dir(local_target, version)) / registry.METADATA_FILE
+    metadata = json.loads(file.read_text())
+    metadata["threshold"] = float(np.quantile(before["score"], 0.9))
+    file.write_text(json.dumps(metadata))
+    after = _spark_scored(spark, local_target)
+    pd.testing.assert_series_equal(after["score"], before["score"])
+    assert (after["label"] == (after["score"] >= metadata["threshold"])).all()
+    assert after["label"].sum() != before["label"].sum()
 
 
 def test_spark_scoring_without_contributions_writes_them_null(spark, local_target):

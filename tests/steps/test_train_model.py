@@ -25,7 +25,11 @@ def test_train_model_returns_what_the_task_log_and_xcom_need(local_target):
     assert result["promoted"] is True and result["champion"] == result["version"]
     assert "first champion" in result["reason"]
     assert set(result["candidates"]) == {"rf", "hgb"}
-    assert result["metrics"] == result["candidates"][result["version"].split("-")[0]]
+    # The version's metrics: its calibrated probability at its chosen threshold; the candidates' at 0.5 raw.
+    raw = result["candidates"][result["version"].split("-")[0]]
+    assert result["metrics"]["threshold"] == result["calibration"]["decision"]["threshold"] != raw["threshold"] == 0.5
+    assert result["metrics"]["pr_auc"] == pytest.approx(raw["pr_auc"])  # a monotone map keeps the ranking
+    assert result["metrics"]["precision"] >= result["calibration"]["decision"]["target_precision"]
     assert result["report"] == registry.report_path(local_target, result["version"])
     assert result["report_uri"].startswith("file:///") and result["report_uri"].endswith("report.html")
 
@@ -36,13 +40,15 @@ def test_the_model_report_is_written_with_its_plots(local_target):
     folder = Path(result["path"])
     report = Path(result["report"]).read_text()
     for section in ("**PROMOTED**", "## Champion vs challenger", "## Candidates on the evaluation set",
-                    "## Recall per pool", "## Top feature importances", "## Data", "## Address profiles"):
+                    "## Recall per pool", "## Calibration and the decision threshold", "## Top feature importances",
+                    "## Data", "## Address profiles"):
         assert section in report
-    for image in ("pr_curve.png", "confusion_matrix.png", "importances.png", "profiles_silhouette.png"):
+    for image in ("pr_curve.png", "confusion_matrix.png", "reliability.png", "importances.png",
+                  "profiles_silhouette.png"):
         assert f"]({image})" in report
         assert (folder / image).read_bytes().startswith(b"\x89PNG")
     html = (folder / registry.REPORT_HTML_FILE).read_text()
-    assert html.count('src="data:image/png;base64,') == 4  # one file, readable anywhere
+    assert html.count('src="data:image/png;base64,') == 5  # one file, readable anywhere
     metadata = json.loads((folder / registry.METADATA_FILE).read_text())
     # The top importances of the report are the metadata's, in order.
     top = metadata["importances"][0]["feature"]

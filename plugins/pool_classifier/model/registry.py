@@ -228,8 +228,9 @@ _LOADED: dict[tuple[str, int], ModelVersion] = {}
 
 
 def cached_version_from_bytes(version: str, model_bytes: bytes, profiles_bytes: bytes, metadata: dict) -> ModelVersion:
-    """`version_from_bytes`, unpickled once per Python process (Spark reuses its workers)."""
-    key = (version, hash(model_bytes))
+    """`version_from_bytes`, unpickled once per Python process (Spark reuses its workers). The key
+    holds the metadata too: a threshold or calibration changed in it is applied by a reused worker."""
+    key = (version, hash(model_bytes), json.dumps(metadata, sort_keys=True))
     if key not in _LOADED:
         _LOADED.clear()
         _LOADED[key] = version_from_bytes(version, model_bytes, profiles_bytes, metadata)

@@ -2,7 +2,8 @@
 
 Written into the version folder (`models/<version>/report.md`, `report.html`, `*.png`):
 the promotion decision, champion vs challenger on the same rows, every candidate's metrics,
-recall per pool, precision–recall curves, the confusion matrix, the top permutation
+recall per pool, precision–recall curves, the confusion matrix, the calibration (reliability
+curve, Brier scores) and the decision threshold with its precision and recall, the top permutation
 importances, the data and its time split, the address profiles, settings and libraries.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ PR_CURVE = "pr_curve.png"
 CONFUSION = "confusion_matrix.png"
 IMPORTANCES = "importances.png"
 SILHOUETTE = "profiles_silhouette.png"
+RELIABILITY = "reliability.png"
 TOP_IMPORTANCES = 12
 
 
@@ -53,6 +55,72 @@ def plot_pr_curves(path: Path, curves: list[tuple[str, np.ndarray, np.ndarray]],
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_reliability(path: Path, calibration: dict, title: str) -> None:
+    """Observed frequency against mean predicted probability per bin, raw and calibrated."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    for key, label, marker in (("reliability_raw", f"raw score (Brier {calibration['brier_raw']:.4f})", "s"),
+                               ("reliability", f"{calibration['method']}-calibrated "
+                                               f"(Brier {calibration['brier_calibrated']:.4f})", "o")):
+        bins = calibration[key]
+        ax.plot([b["predicted"] for b in bins], [b["observed"] for b in bins], marker=marker, label=label)
+        if key == "reliability":
+            for b in bins:
+                ax.annotate(f"{b['rows']:,}", (b["predicted"], b["observed"]), fontsize=7,
+                            textcoords="offset points", xytext=(4, -10))
+    ax.axvline(calibration["decision"]["threshold"], color="#c2410c", linestyle="--", linewidth=1,
+               label=f"threshold {calibration['decision']['threshold']:.3f}")
+    ax.set(xlabel="mean predicted probability", ylabel="observed frequency (weighted)", xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title(title + " (rows per bin)", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def calibration_section(metadata: dict) -> list[str]:
+    """The calibration map, its Brier scores and reliability, and the threshold with its figures."""
+    c = metadata.get("calibration")
+    if not c:
+        return ["## Calibration", "", f"None: a version saved before calibration (threshold {metadata['threshold']} "
+                "on predict_proba).", ""]
+    d, split = c["decision"], metadata["split"]
+    fitted = c["fitted_on"]
+    reached = (f"reached: the lowest threshold with precision ≥ {d['target_precision']}" if d["target_reached"] else
+               f"**not reachable** on these rows: the threshold of the best precision reached, "
+               f"{d['precision']:.3f}")
+    lines = [
+        "## Calibration and the decision threshold",
+        "",
+        f"The score is the model's raw output (`{c['input']}`) mapped by a **{c['method']}** calibration "
+        f"(scikit-learn `CalibratedClassifierCV` around the frozen model) fitted on {fitted['rows']:,} rows "
+        f"({fitted['positives']} pools) first seen from {split.get('calibration_from_utc', '?')} to the evaluation "
+        "cut-off, which the model was not fitted on. The feature contributions explain the raw output, "
+        "before the map.",
+        (f"Negatives weigh {c['negative_weight']:.2f} (the training set's sample of the others scaled to the "
+         f"{c['population']}), in the map's fit and in every figure below." if c["population"] != "training set" else
+         "Negatives weigh 1: the address state's size was unknown, so the probability is that of the training "
+         "set's mix (its others a sample), which overstates a pool's."),
+        "",
+        f"**Threshold {d['threshold']:.4f}** on the calibrated probability, chosen on the {split['eval_rows']:,} "
+        f"evaluation rows for target precision {d['target_precision']} ({reached}): precision "
+        f"**{d['precision']:.3f}**, recall **{d['recall']:.3f}** ({d['true_positives']} of "
+        f"{split['eval_positives']} pools; {d['predicted_positives']} rows flagged).",
+        "",
+        f"Brier score on the evaluation rows: {c['brier_raw']:.5f} raw → {c['brier_calibrated']:.5f} calibrated. "
+        "(The confusion matrix and the recall per pool above count the evaluation rows as they are, unweighted; "
+        "the precision here weighs the negatives.)",
+        "",
+        f"![reliability curve]({RELIABILITY})",
+        "",
+        "| predicted bin | rows | pools | mean predicted | observed |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {b['bin'][0]:.1f}–{b['bin'][1]:.1f} | {b['rows']:,} | {b['positives']} | {b['predicted']:.4f} "
+              f"| {b['observed']:.4f} |" for b in c["reliability"]]
+    return lines + [""]
 
 
 def plot_confusion(path: Path, confusion: dict, title: str) -> None:
@@ -106,7 +174,7 @@ def render_markdown(metadata: dict) -> str:
     version, ds = metadata["version"], metadata["trained_for"]
     promotion, split, data = metadata["promotion"], metadata["split"], metadata["data"]
     metrics = metadata["metrics"]
-    threshold = metadata["threshold"]
+    threshold = f"{float(metadata['threshold']):.4f}"
     lines = [
         f"# Model report: `{version}`",
         "",
@@ -139,7 +207,7 @@ def render_markdown(metadata: dict) -> str:
         lines.append("No champion before this day: the challenger is compared with no one.")
     lines += [
         "",
-        f"## Candidates on the evaluation set (threshold {threshold})",
+        f"## Candidates on the evaluation set (raw scores, threshold {metadata['config']['threshold']})",
         "",
         *header,
     ]
@@ -178,6 +246,7 @@ def render_markdown(metadata: dict) -> str:
         f"| other | {c['tn']:,} | {c['fp']:,} |",
         f"| pool | {c['fn']:,} | {c['tp']:,} |",
         "",
+        *calibration_section(metadata),
         f"## Top feature importances (`{version}`: permutation on the evaluation set, drop in average precision)",
         "",
         f"On {metadata['importance_rows']['rows']:,} evaluation rows ({metadata['importance_rows']['positives']} pools"
@@ -268,6 +337,8 @@ def write_report(folder: Path, metadata: dict, eval_labels, eval_scores: dict, c
         title = "challenger and champion: evaluation rows unseen by both\nother candidates: the whole evaluation set"
     plot_pr_curves(folder / PR_CURVE, curves, title)
     plot_confusion(folder / CONFUSION, metadata["metrics"]["confusion"], f"{metadata['version']}, evaluation set")
+    if metadata.get("calibration"):
+        plot_reliability(folder / RELIABILITY, metadata["calibration"], f"{metadata['version']}, evaluation set")
     plot_importances(folder / IMPORTANCES, metadata["importances"], f"{metadata['version']}: permutation importance")
     plot_silhouette(folder / SILHOUETTE, metadata["profiles"]["silhouette"], metadata["profiles"]["k"])
     markdown = render_markdown(metadata)

@@ -85,6 +85,8 @@ def _no_explanation(n: int) -> dict:
 def score_batch(version: registry.ModelVersion, batch, ds: str, top_k: int = TOP_K):
     """Scored rows (SCORED_SCHEMA) for a batch of feature rows with a `known_pool` column.
 
+    The score is the version's calibrated probability (model/calibration.py; predict_proba for a
+    version saved before calibration) and the label the decision at the version's threshold.
     With every row's score: its raw output, the model's bias and its `top_k` feature contributions
     (model/contributions.py), exact for the model; `top_k` = 0 switches them off (null columns).
     """
@@ -92,18 +94,24 @@ def score_batch(version: registry.ModelVersion, batch, ds: str, top_k: int = TOP
 
     import pandas as pd
 
+    from pool_classifier.model.calibration import apply_map, probabilities
     from pool_classifier.model.profiles import apply_profiles
     from pool_classifier.model.training import features_matrix, predict_scores
 
     batch = batch.reset_index(drop=True)
     x = features_matrix(batch, version.features)
     n = len(batch)
+    calibration = version.metadata.get("calibration")
     if top_k > 0:
         explainer = version.explainer
         # One walk of the trees gives both; the raw output equals the model's own to the bit.
         raw, contributions = explainer.explain(x)
-        # The forest's raw output is its predict_proba: not walked twice.
-        scores = raw if explainer.kind == "probability" else predict_scores(version.model, x)
+        # The raw output is what the calibration map reads (decision_function, or the forest's
+        # predict_proba): not walked twice. Uncalibrated (a version before calibration): predict_proba.
+        if calibration is not None:
+            scores = apply_map(calibration, raw)
+        else:
+            scores = raw if explainer.kind == "probability" else predict_scores(version.model, x)
         top, top_sum = top_contributions(version.features, x, contributions, top_k)
         explanation = {
             "raw_output": pd.Series(raw, dtype="float64"),
@@ -112,7 +120,7 @@ def score_batch(version: registry.ModelVersion, batch, ds: str, top_k: int = TOP
             "contribution_rest": pd.Series(raw - (explainer.bias + top_sum), dtype="float64"),
         }
     else:
-        scores = predict_scores(version.model, x)
+        scores = probabilities(version.model, calibration, x)
         explanation = _no_explanation(n)
     profiles = apply_profiles(version.profiles, batch)
     return pd.DataFrame({

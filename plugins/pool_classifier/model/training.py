@@ -14,6 +14,9 @@ features without the four calendar months: a later evaluation period has later m
 construction). The best on the evaluation rows is the run's challenger; it becomes champion
 only if it beats the champion in force before the day by `promotion_margin` of PR-AUC on the
 evaluation rows neither has been trained on.
+
+The latest training rows are held out of the fit to calibrate the saved version's score, and
+its threshold is chosen on the evaluation rows (`model/calibration.py`, from `steps/train_model.py`).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import numpy as np
 
 from pool_classifier.errors import DataError
 from pool_classifier.model import registry
+from pool_classifier.model.calibration import CalibrationConfig
 from pool_classifier.model.drift import CALENDAR_FEATURES, DriftConfig
 from pool_classifier.model.drift import reference as drift_reference
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS, FEATURE_VERSION, FIRST_SEEN, ORIGINAL_FEATURES
@@ -80,8 +84,9 @@ class TrainConfig:
     seed: int = 42
     # Share of the positives (the latest first seen) held out to evaluate.
     eval_fraction: float = 0.25
-    # A score at or above it predicts a pool address (balanced class weights: 0.5 is the
-    # point where the weighted classes are equally likely).
+    # The candidates' metrics compare their raw scores at it (balanced class weights: 0.5 is the
+    # point where the weighted classes are equally likely). The saved version decides at the
+    # threshold chosen on its calibrated probability (calibration.target_precision).
     threshold: float = 0.5
     # None: every negative of the training set (the features job samples ~100 per positive).
     negatives_per_positive: float | None = None
@@ -103,6 +108,7 @@ class TrainConfig:
     importance_rows: int = 20_000
     profiles: ProfileConfig = ProfileConfig()
     drift: DriftConfig = DriftConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
 
 
 def _address_hash(addresses, seed: int) -> np.ndarray:
@@ -165,6 +171,8 @@ class Split:
     train: np.ndarray  # boolean masks over the rows
     evaluate: np.ndarray
     info: dict
+    # The rows held out of the training window to fit the calibration map (model/calibration.py).
+    calibrate: np.ndarray | None = None
 
 
 def _at_or_after(times, ties, cutoff_time: int, cutoff_tie: int) -> np.ndarray:
@@ -321,22 +329,29 @@ def pool_names(rows) -> np.ndarray:
 
 
 def compare_with_champion(champion: registry.ModelVersion, rows, split: Split, challenger_model,
-                          challenger: Candidate, config: TrainConfig) -> tuple[dict, dict]:
+                          challenger: Candidate, config: TrainConfig,
+                          challenger_calibration: dict | None = None) -> tuple[dict, dict]:
     """The champion and the challenger on the evaluation rows neither was trained on."""
+    from pool_classifier.model.calibration import probabilities
     from pool_classifier.model.evaluation import classification_metrics
 
     rows_mask = split.evaluate & unseen_by(rows, champion.metadata["split"])
     labels = rows["label"].to_numpy()[rows_mask]
     pools = pool_names(rows)[rows_mask]
     compared = rows[rows_mask]
-    champion_scores = predict_scores(champion.model, features_matrix(compared, champion.features))
-    challenger_scores = predict_scores(challenger_model, features_matrix(compared, challenger.features))
+    # Each at its own threshold on its own score: calibrated when the version is (model/calibration.py).
+    champion_scores = probabilities(champion.model, champion.metadata.get("calibration"),
+                                    features_matrix(compared, champion.features))
+    challenger_scores = probabilities(challenger_model, challenger_calibration,
+                                      features_matrix(compared, challenger.features))
+    challenger_threshold = challenger_calibration["decision"]["threshold"] if challenger_calibration \
+        else config.threshold
     result = {
         "version": champion.version,
         "rows": int(rows_mask.sum()),
         "positives": int(labels.sum()),
         "metrics": classification_metrics(labels, champion_scores, champion.threshold, pools),
-        "challenger_metrics": classification_metrics(labels, challenger_scores, config.threshold, pools),
+        "challenger_metrics": classification_metrics(labels, challenger_scores, challenger_threshold, pools),
     }
     curves = {"labels": labels, "champion": champion_scores, "challenger": challenger_scores}
     return result, curves

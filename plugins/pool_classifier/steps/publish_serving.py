@@ -110,6 +110,19 @@ def _threshold(metadata: dict) -> float:
     return float(metadata.get("metrics", {}).get("threshold", metadata.get("threshold", 0.5)))
 
 
+def decision(metadata: dict) -> dict:
+    """How a version decides (model/calibration.py): its calibration method and, at its threshold,
+    the target precision and the precision and recall on its evaluation rows; None-valued for a
+    version saved before calibration (its score is predict_proba)."""
+    calibrated = metadata.get("calibration")
+    if not calibrated:
+        return {"calibration": None, "target_precision": None, "target_reached": None, "precision": None,
+                "recall": None}
+    d = calibrated["decision"]
+    return {"calibration": calibrated["method"], "target_precision": d["target_precision"],
+            "target_reached": d["target_reached"], "precision": d["precision"], "recall": d["recall"]}
+
+
 def _copy_model(target: Target, version: str, folder: Path) -> dict:
     """Copy a version's metadata, report and plots into the snapshot; returns its metadata."""
     source = Path(datasets.model_dir(target, version))
@@ -267,6 +280,7 @@ def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: s
         scored_by = [v for v, in con.execute("SELECT DISTINCT model_version FROM scores ORDER BY 1").fetchall()]
         scored_meta = {v: registry.read_metadata(target, v) for v in scored_by}
         thresholds = {v: _threshold(m) for v, m in scored_meta.items()}
+        decisions = {v: decision(m) for v, m in scored_meta.items()}
         # What each model's raw output is (the contributions sum to it): probability or log-odds.
         raw_outputs = {v: RAW_OUTPUT_KINDS.get(m.get("model")) for v, m in scored_meta.items()}
         challenger = _challenger(target, ds, champion)
@@ -281,6 +295,7 @@ def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: s
             "challenger_version": challenger,
             "threshold": _threshold(champion_meta),
             "thresholds": thresholds,
+            "decisions": decisions,
             "raw_outputs": raw_outputs,
             "pools_sha256": pools_sha256(),
             "watermark": {"block_number": top[0] if top else None,

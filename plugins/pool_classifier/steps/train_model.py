@@ -5,7 +5,9 @@ registry with its report.
 Training set: `features/training_features/dt=<ds>`, made by the features job from the whole
 state: every labelled pool address with features (positives) and a seeded random sample of
 the other addresses (negatives, ~100 per positive; `negatives_per_positive` here can thin
-them further, seeded). How the candidates are fitted and compared: `model/training.py`.
+them further, seeded). How the candidates are fitted and compared: `model/training.py`; how the
+saved version's score is calibrated (on the latest training rows, held out of the fit) and its
+threshold chosen for a target precision (on the evaluation rows): `model/calibration.py`.
 The version is saved as `<candidate>-<ds>` (`model/registry.py`); same data and
 configuration ⇒ the same version, byte for byte.
 
@@ -21,7 +23,7 @@ import time
 
 from pool_classifier import datasets
 from pool_classifier.io import atomic
-from pool_classifier.model import registry
+from pool_classifier.model import calibration, registry
 from pool_classifier.model.training import (
     TrainConfig,
     TrainingDataError,
@@ -60,6 +62,24 @@ def champion_before(target: Target, ds: str):
         return {"version": entry["version"], "error": str(exc)}
 
 
+def negative_weight(target: Target, ds: str, rows) -> tuple[float, str]:
+    """How many addresses of the state each sampled negative stands for, and which population the
+    calibrated probability is of (model/calibration.py); 1 and "training set" without a state."""
+    from pool_classifier.io import versioned
+
+    location = datasets.state_dir(target, "address_state", ds)
+    # A damaged pointer raises (PointerError names it): the state itself would then be unusable.
+    pointer = versioned.read_pointer(versioned.for_location(location), location)
+    addresses = (pointer or {}).get("meta", {}).get("addresses")
+    if not addresses:
+        log.warning("no address state with its size at %s: calibrated on the training set's own mix "
+                    "(its negatives a sample: the probabilities overstate a pool's)", location)
+        return 1.0, "training set"
+    positives = int(rows["label"].sum())
+    weight = calibration.negative_weight(len(rows) - positives, int(addresses) - positives)
+    return weight, f"address state of {ds} ({int(addresses):,} addresses)"
+
+
 def _in_bucket(target: Target, path: str) -> str:
     """Relative to the bucket, so that a copied registry still says the same."""
     return path[len(target.bucket):].lstrip("/") if path.startswith(target.bucket) else path
@@ -69,15 +89,18 @@ def train_model(target: Target, ds: str, config: TrainConfig = TrainConfig()) ->
     """Train, compare, save and maybe promote; returns what the task log and XCom need."""
     started = time.monotonic()
     rows = training_set(target, ds, config)
-    split = time_split(rows, config)
+    split = calibration.calibration_split(rows, time_split(rows, config), config.calibration, config.seed)
     log.info("split: %s", split.info)
     fitted = fit_candidates(rows, split, config)
     best = fitted.best(config)
     version, model = registry.version_id(best.name, ds), fitted.models[best.name]
+    weight, population = negative_weight(target, ds, rows)
+    calibrated, calibrated_metrics, _ = calibration.calibrate_candidate(
+        model, best, rows, split, weight, population, config)
 
     champion, champion_curves = champion_before(target, ds), None
     if isinstance(champion, registry.ModelVersion):
-        champion, champion_curves = compare_with_champion(champion, rows, split, model, best, config)
+        champion, champion_curves = compare_with_champion(champion, rows, split, model, best, config, calibrated)
     challenger_pr_auc = (champion or {}).get("challenger_metrics", fitted.results[best.name]["metrics"])["pr_auc"]
     promoted, reason = decide(version, challenger_pr_auc, champion, config.promotion_margin, config.min_eval_positives)
     log.info("%s: %s", "PROMOTED" if promoted else "NOT PROMOTED", reason)
@@ -91,6 +114,9 @@ def train_model(target: Target, ds: str, config: TrainConfig = TrainConfig()) ->
         champion=champion, promoted=promoted, reason=reason, importances=importances,
         importance_rows=importance_rows, profiles=profiles, config=config,
     )
+    # The version decides on its calibrated probability, at the threshold chosen for the target precision.
+    metadata.update(threshold=calibrated["decision"]["threshold"], metrics=calibrated_metrics, calibration=calibrated)
+    log.info("%s: %s", version, calibration.summary_line(metadata))
     path = _save(target, ds, version, model, profiles, metadata, rows, split, fitted, champion_curves,
                  {"version": version, "pr_auc": challenger_pr_auc, "reason": reason} if promoted else None)
     champion_now = registry.champion_version(target, ds)
@@ -103,7 +129,8 @@ def train_model(target: Target, ds: str, config: TrainConfig = TrainConfig()) ->
         "promoted": promoted,
         "reason": reason,
         "champion": champion_now,
-        "metrics": fitted.results[best.name]["metrics"],
+        "metrics": calibrated_metrics,
+        "calibration": {k: v for k, v in calibrated.items() if not k.startswith("reliability")},
         "candidates": {name: c["metrics"] for name, c in fitted.results.items()},
         "champion_metrics": champion["metrics"] if champion and "metrics" in champion else None,
         "challenger_metrics_vs_champion": champion.get("challenger_metrics") if champion else None,
