@@ -119,15 +119,11 @@ def drift_counts(features: DataFrame, reference: dict):
 
 
 def read_bytes(spark: SparkSession, path: str) -> bytes:
-    """One small file's bytes through Hadoop's file systems (local, gs://), in the driver."""
-    hadoop_path, fs = spark_io.file_system(spark, path)
-    if not fs.exists(hadoop_path):
-        raise registry.ModelNotFoundError(f"{path} not found; run train_model for the day first.")
-    stream = fs.open(hadoop_path)
+    """One small file's bytes (local, gs://), in the driver; a missing one names the step to run."""
     try:
-        return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
-    finally:
-        stream.close()
+        return spark_io.read_bytes(spark, path)
+    except FileNotFoundError:
+        raise registry.ModelNotFoundError(f"{path} not found; run train_model for the day first.") from None
 
 
 def resolve_version(spark: SparkSession, where: datasets.HasBucket, ds: str, explicit: str | None) -> str:
