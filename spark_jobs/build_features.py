@@ -442,8 +442,9 @@ def pool_payout_styles(receipts: DataFrame, miner_payout_min_outputs: float) -> 
     )
 
 
+# The columns of `features/address_labels` (the first five as before the kinds).
 LABEL_COLUMNS = (
-    "address", "pool_id", "pool_name", "label_kind", "label_source", "coinbase_outputs", "coinbase_blocks",
+    "address", "pool_id", "pool_name", "coinbase_outputs", "label_source", "label_kind", "coinbase_blocks",
     "coinbase_value", "pool_blocks", "pool_outputs_per_block", "pool_payout", "block_share", "value_share",
     "original_rule",
 )
