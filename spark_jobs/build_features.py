@@ -867,8 +867,11 @@ POOLS_SCHEMA = "id long, name string, addresses array<string>, tags array<string
 def label_the_day(spark, where, ds, day_before, outputs, blocks, pools, args) -> tuple[DataFrame, dict]:
     """Blocks attributed, coinbase receipts merged into their state, labels: written. Returns
     the labels (small: cached) and the counts for the log. Everything here is small (the day's
-    blocks and coinbase outputs): cached, not read back."""
-    coinbase = outputs.where("is_coinbase").cache()
+    blocks and coinbase outputs): cached; the receipts and the labels are read back once
+    written, so that the plans after them start from their files (the labels' plan over the
+    receipts, the pools and the blocks is long, and every later query would carry it)."""
+    coinbase = outputs.where("is_coinbase").select(
+        *[c for c in ("block_number", "address", "value", "output_type") if c in outputs.columns]).cache()
     coinbase_outputs = coinbase.select("block_number", "address")
     block_pools = attribute_blocks(blocks, coinbase_outputs, pools).cache()
     block_meta: dict = {}
@@ -878,13 +881,15 @@ def label_the_day(spark, where, ds, day_before, outputs, blocks, pools, args) ->
     previous = previous_receipts(spark, where, day_before)
     if previous is not None:
         receipts = merge_receipts(previous, receipts)
-    receipts = receipts.cache()
-    write_table(spark, receipts, datasets.state_dir(where, "coinbase_receipts", ds), ["address", "pool_id"])
-    labels = address_labels(receipts, pools, args.min_coinbase_outputs, args.min_wallet_coinbase_outputs,
-                            args.miner_payout_min_outputs).cache()
-    n_labels = write_table(spark, labels, datasets.features_dir(where, "address_labels", ds), ["address"])
-    for small in (coinbase, block_pools, receipts):
+    receipts_dir = datasets.state_dir(where, "coinbase_receipts", ds)
+    write_table(spark, receipts, receipts_dir, ["address", "pool_id"])
+    labels = address_labels(spark_io.read_parquet(spark, receipts_dir), pools, args.min_coinbase_outputs,
+                            args.min_wallet_coinbase_outputs, args.miner_payout_min_outputs)
+    labels_dir = datasets.features_dir(where, "address_labels", ds)
+    n_labels = write_table(spark, labels, labels_dir, ["address"])
+    for small in (coinbase, block_pools):
         small.unpersist()
+    labels = spark_io.read_parquet(spark, labels_dir).cache()
     return labels, {"blocks": n_blocks, "attributed": block_meta["attributed"], "labels": n_labels}
 
 
