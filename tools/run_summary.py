@@ -270,21 +270,21 @@ def render_labels(by_pool: dict, totals: dict) -> list[str]:
     """Labelled addresses per pool and per kind (from coinbases + from the pools list)."""
     kinds = list(totals)
     lines = ["labelled addresses, per pool and kind (from coinbases + from the pools list only):",
-             f"    {'pool':<20} " + "  ".join(f"{k:>22}" for k in kinds)]
+             f"    {'pool':<20} " + "  ".join(f"{k:>17}" for k in kinds)]
 
     def cell(sources: dict | None) -> str:
         sources = sources or {}
-        return f"{sources.get('coinbase', 0):>10} + {sources.get('pool_list', 0):<9}"
+        return f"{sources.get('coinbase', 0):>11} + {sources.get('pool_list', 0):<3}"
 
     listed_only = {pool: per_kind for pool, per_kind in by_pool.items()
                    if not any(sources.get("coinbase") for sources in per_kind.values())}
     for pool, per_kind in by_pool.items():
         if pool not in listed_only:
-            lines.append(f"    {str(pool):<20} " + "  ".join(f"{cell(per_kind.get(k)):>22}" for k in kinds))
+            lines.append(f"    {str(pool):<20} " + "  ".join(cell(per_kind.get(k)) for k in kinds))
     if listed_only:
         n = sum(n for per_kind in listed_only.values() for sources in per_kind.values() for n in sources.values())
         lines.append(f"    ({len(listed_only)} other pools: {n} addresses from the pools list only)")
-    lines.append(f"    {'total':<20} " + "  ".join(f"{cell(totals[k]):>22}" for k in kinds))
+    lines.append(f"    {'total':<20} " + "  ".join(cell(totals[k]) for k in kinds))
     lines.append("    pools per kind: " + ", ".join(f"{k} {totals[k]['pools']}" for k in kinds))
     return lines
 
