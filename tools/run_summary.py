@@ -245,7 +245,7 @@ def render_training(t: dict) -> list[str]:
 def _kind_lines(per_kind: dict | None) -> list[str]:
     if not per_kind:
         return []
-    lines = ["predicted pool per kind (the champion's candidate, at its threshold):"]
+    lines = ["predicted pool per kind (this run's version, at its threshold):"]
     for kind, k in per_kind.items():
         share = "–" if k["share_predicted"] is None else f"{k['share_predicted']:.3f}"
         lines.append(f"    {kind:<20} {k['predicted_pool']} of {k['rows']} {k['scope']} ({share})"
