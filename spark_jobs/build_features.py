@@ -856,7 +856,8 @@ def _build(spark, args, where, ds, day_before, outputs, inputs, labels, counts, 
     return (
         f"build_features {ds}: {n_active} active addresses featured of {meta['addresses']} in the state "
         f"({unaddressed} flows without an address left out); {counts['attributed']} of {counts['blocks']} blocks "
-        f"attributed to a pool; {counts['labels']} pool addresses labelled; training set {n_training} rows"
+        f"attributed to a pool; {counts['labels']} addresses labelled ({counts['labels'] - counts['miners']} pool wallets, "
+        f"{counts['miners']} coinbase miners); training set {n_training} rows"
         f"{compacted}"
     )
 
@@ -886,11 +887,15 @@ def label_the_day(spark, where, ds, day_before, outputs, blocks, pools, args) ->
     labels = address_labels(spark_io.read_parquet(spark, receipts_dir), pools, args.min_coinbase_outputs,
                             args.min_wallet_coinbase_outputs, args.miner_payout_min_outputs)
     labels_dir = datasets.features_dir(where, "address_labels", ds)
-    n_labels = write_table(spark, labels, labels_dir, ["address"])
+    label_meta: dict = {}
+    n_labels = write_table(spark, labels, labels_dir, ["address"], meta=label_meta,
+                           observe={"miners": F.coalesce(F.sum((F.col("label_kind") == COINBASE_MINER).cast("long")),
+                                                       F.lit(0))})
     for small in (coinbase, block_pools):
         small.unpersist()
     labels = spark_io.read_parquet(spark, labels_dir).cache()
-    return labels, {"blocks": n_blocks, "attributed": block_meta["attributed"], "labels": n_labels}
+    return labels, {"blocks": n_blocks, "attributed": block_meta["attributed"], "labels": n_labels,
+                    "miners": label_meta["miners"]}
 
 
 def merge_the_day(spark, where, ds, day_before, flows, labels, parts, args) -> tuple[DataFrame, dict]:
