@@ -36,7 +36,10 @@ class Lineage(BaseModel):
 class KnownPool(BaseModel):
     pool_id: int
     pool_name: str | None
-    label_source: str | None = Field(description="How it was labelled: coinbases (≥ N coinbase outputs) or pool_list")
+    label_kind: str | None = Field(description="pool_wallet: the pool's own address (a pools-list address, or paid "
+                                              "by the coinbases of a pool that pays from a wallet); coinbase_miner: a "
+                                              "miner paid directly by the coinbases of a pool that pays its miners there")
+    label_source: str | None = Field(description="How it was labelled: coinbases or pool_list")
     coinbase_outputs: int | None = Field(description="Coinbase outputs of the pool's blocks paying it, up to the day")
 
 
@@ -159,6 +162,7 @@ class Pool(BaseModel):
 
 class PoolAddress(BaseModel):
     address: str
+    label_kind: str | None
     label_source: str | None
     coinbase_outputs: int | None
     score: float | None

@@ -167,7 +167,7 @@ class Snapshot:
 
     def pool_addresses(self, pool_id: int, limit: int) -> list[dict]:
         return self._rows("""
-            SELECT l.address, l.label_source, l.coinbase_outputs, s.score, s.label, s.scored_day
+            SELECT l.address, l.label_kind, l.label_source, l.coinbase_outputs, s.score, s.label, s.scored_day
             FROM labels l LEFT JOIN scores s USING (address) WHERE l.pool_id = ?
             ORDER BY l.coinbase_outputs DESC, l.address LIMIT ?""", [pool_id, limit])
 

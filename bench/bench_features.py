@@ -251,8 +251,10 @@ def build_state(target: targets.Target, days_before: int) -> Path:
     if not day_path.exists():
         job.day_partials(job.ordinary_flows(outputs, inputs)).write.parquet(str(day_path))
     day = spark.read.parquet(str(day_path))
-    coinbase_outputs = outputs.where("is_coinbase").select("block_hash", "address")
-    receipts_day = job.coinbase_receipts(job.attribute_blocks(blocks, coinbase_outputs, pools), coinbase_outputs)
+    coinbase = outputs.where("is_coinbase")
+    coinbase_outputs = coinbase.select("block_hash", "address")
+    receipts_day = job.coinbase_receipts(job.attribute_blocks(blocks, coinbase_outputs, pools),
+                                         job.coinbase_payouts(coinbase))
     shared = (F.abs(F.xxhash64("address", F.lit(7))) % 1000) < int(SHARED_SHARE * 1000)
 
     def renamed(k: int):
@@ -312,11 +314,13 @@ def build_state(target: targets.Target, days_before: int) -> Path:
     )
     assert state.schema == job.empty_state(spark).schema, (state.schema, job.empty_state(spark).schema)
     rows = job.write_table(spark, state, str(out / "base"), ["address"], job.state_files(30 * 10**6))
-    receipts = receipts_day.select(renamed(1).alias("address"), "pool_id", "pool_name", "coinbase_outputs")
+    # A pool's own row (address NULL) stays NULL; its tallies add up over the copies like any other.
+    receipts = receipts_day.select(renamed(1).alias("address"), "pool_id", "pool_name", *job.RECEIPT_TALLIES)
     for k in range(2, days_before + 1):
         receipts = receipts.unionByName(
-            receipts_day.select(renamed(k).alias("address"), "pool_id", "pool_name", "coinbase_outputs"))
-    receipts = receipts.groupBy("address", "pool_id", "pool_name").agg(F.sum("coinbase_outputs").alias("coinbase_outputs"))
+            receipts_day.select(renamed(k).alias("address"), "pool_id", "pool_name", *job.RECEIPT_TALLIES))
+    receipts = receipts.groupBy("address", "pool_id", "pool_name").agg(
+        *[F.sum(c).alias(c) for c in job.RECEIPT_TALLIES])
     job.write_table(spark, receipts, str(out / "coinbase_receipts"), ["address", "pool_id"])
     spark.stop()
     (out / ".done").write_text(json.dumps({"addresses": rows}) + "\n")

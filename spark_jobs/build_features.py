@@ -3,16 +3,18 @@
 Reads one day's extracts (`extracts/{blocks,outputs,inputs}/dt=<ds>`) and the state of
 the day before (`state/{address_state,coinbase_receipts}/dt=<ds-1>`), and writes for `ds`:
 
-* `state/address_state`, `state/coinbase_receipts` — the running per-address partials and
-  coinbase receipts per (address, pool), history up to and including `ds`;
+* `state/address_state`, `state/coinbase_receipts` — the running per-address partials, and the
+  coinbase receipts per (address, pool) with each pool's own tally (address NULL), history up
+  to and including `ds`;
 * `features/address_features` — the addresses active on `ds`, with the columns of
   `pool_classifier.model.feature_spec.FEATURE_COLUMNS`;
 * `features/block_pools` — each block of the day with the pool that mined it, by
   `pool_classifier.attribution` (the pools list's rule: the first pool in file order whose
   payout address the coinbase pays or whose tag regex is in its script, else `none`), and the
   sha256 of the pools list (`--pools`, read once, local or gs://);
-* `features/address_labels` — pool addresses: paid by at least N coinbase outputs of
-  attributed blocks, plus the pools' known payout addresses (with the list's sha256);
+* `features/address_labels` — labelled addresses with their kind (`pool_wallet`: a pool's own
+  address; `coinbase_miner`: a miner paid directly by a pool's coinbases), the evidence
+  (`address_labels`) and the pools list's sha256;
 * `features/training_features` — labelled addresses plus a seeded sample of the others.
 
 The transforms are pure functions of DataFrames; `main` does the I/O. Run with
@@ -337,53 +339,172 @@ def attribute_blocks(blocks: DataFrame, coinbase_outputs: DataFrame, pools: Pool
     )
 
 
-def coinbase_receipts(block_pools: DataFrame, coinbase_outputs: DataFrame) -> DataFrame:
-    """Coinbase outputs of attributed blocks per (address, pool): the raw material of labels."""
+# Coinbase outputs that pay someone: addressed, with value, not a commitment (the witness
+# commitment and other OP_RETURN outputs are `nulldata`/`nonstandard…` outputs of value 0).
+COMMITMENT_TYPES = ("nulldata", "nonstandard")
+
+
+def coinbase_payouts(coinbase_outputs: DataFrame) -> DataFrame:
+    """The coinbase outputs that pay an address: (block_hash, address, value).
+
+    Left out: outputs without an address, commitments (OP_RETURN: output type `nulldata` or
+    `nonstandard`, or bitcoin-etl's `nonstandard<hash>` address) and zero-value outputs. A
+    block's payout count is then the number of payees, whatever its commitments.
+    """
+    address = F.col("address")
+    keep = address.isNotNull() & (address != "") & ~address.startswith("nonstandard") & (F.col("value") > 0)
+    if "output_type" in coinbase_outputs.columns:
+        keep = keep & ~F.coalesce(F.col("output_type"), F.lit("")).isin(*COMMITMENT_TYPES)
+    return coinbase_outputs.where(keep).select("block_hash", "address", "value")
+
+
+# The receipts' tallies: over the attributed blocks of the history, per (address, pool) what
+# the pool's blocks paid the address, and per pool (address NULL) what its blocks paid in all.
+RECEIPT_TALLIES = ("coinbase_outputs", "coinbase_blocks", "coinbase_value", "tagged_outputs")
+
+
+def coinbase_receipts(block_pools: DataFrame, payouts: DataFrame) -> DataFrame:
+    """The day's coinbase receipts: the raw material of labels, merged day by day.
+
+    One row per (address, pool) paid by the pool's blocks: `coinbase_outputs` (payout
+    outputs), `coinbase_blocks` (blocks), `coinbase_value` (satoshi), `tagged_outputs` (outputs
+    of the blocks matched by tag, the original rule's count). And one row per pool with
+    `address` NULL: the same tallies over all its blocks (`coinbase_blocks` counts every
+    attributed block, even one paying no address), from which its payout style is decided.
+    Every tally is a sum over blocks, so a day's rows add to the history's (`merge_receipts`)
+    and the bootstrap over the whole history gives the same rows.
+    `payouts`: `coinbase_payouts` of the coinbase outputs.
+    """
     attributed = block_pools.where(F.col("pool_id").isNotNull()).select(
-        "block_hash", "pool_id", "pool_name"
+        "block_hash", "pool_id", "pool_name", (F.col("matched_by") == "tag").alias("_tagged")
     )
-    return (
-        coinbase_outputs.join(attributed, "block_hash")
-        .groupBy("address", "pool_id", "pool_name")
-        .agg(F.count(F.lit(1)).alias("coinbase_outputs"))
+    paid = payouts.join(attributed, "block_hash")
+    per_address = paid.groupBy("address", "pool_id", "pool_name").agg(
+        F.count(F.lit(1)).alias("coinbase_outputs"),
+        F.countDistinct("block_hash").alias("coinbase_blocks"),
+        F.sum("value").alias("coinbase_value"),
+        F.sum(F.col("_tagged").cast("long")).alias("tagged_outputs"),
     )
+    per_pool = attributed.join(payouts, "block_hash", "left").groupBy("pool_id", "pool_name").agg(
+        F.count("address").alias("coinbase_outputs"),
+        F.countDistinct("block_hash").alias("coinbase_blocks"),
+        F.coalesce(F.sum("value"), F.lit(0).cast("long")).alias("coinbase_value"),
+        F.sum(F.when(F.col("address").isNotNull(), F.col("_tagged").cast("long")).otherwise(0)).alias("tagged_outputs"),
+    ).select(F.lit(None).cast("string").alias("address"), "*")
+    return per_address.unionByName(per_pool)
 
 
 def merge_receipts(state: DataFrame, day: DataFrame) -> DataFrame:
-    return (
-        state.unionByName(day)
-        .groupBy("address", "pool_id", "pool_name")
-        .agg(F.sum("coinbase_outputs").alias("coinbase_outputs"))
-    )
-
-
-def address_labels(receipts: DataFrame, pools: DataFrame, min_coinbase_outputs: int) -> DataFrame:
-    """Pool addresses: paid by ≥ N coinbase outputs of attributed blocks, or a known payout address.
-
-    An address paid by several pools is labelled with the pool that paid it most often.
-    """
-    top = receipts.withColumn(
-        "rank",
-        F.row_number().over(
-            Window.partitionBy("address").orderBy(F.desc("coinbase_outputs"), "pool_id")
-        ),
-    ).where("rank = 1")
-    by_coinbase = top.where(F.col("coinbase_outputs") >= min_coinbase_outputs).select(
-        "address", "pool_id", "pool_name", "coinbase_outputs", F.lit("coinbase").alias("label_source")
-    )
-    known = (
-        pool_addresses(pools)
-        .join(by_coinbase.select("address"), "address", "left_anti")
-        .join(receipts.groupBy("address").agg(F.sum("coinbase_outputs").alias("n")), "address", "left")
-        .select(
-            "address",
-            "pool_id",
-            "pool_name",
-            F.coalesce("n", F.lit(0)).alias("coinbase_outputs"),
-            F.lit("pool_list").alias("label_source"),
+    """The receipts after the day: the tallies of each (address, pool) and of each pool added."""
+    missing = [c for c in RECEIPT_TALLIES if c not in state.columns]
+    if missing:
+        raise ReceiptsStateError(
+            f"the coinbase receipts state lacks {missing} (written before the label kinds): rebuild the "
+            "state with `python -m pool_classifier.steps.bootstrap_state --ds <the day before>` "
+            "(docs/operations.md), then run the days in order"
         )
+    return (
+        state.select("address", "pool_id", "pool_name", *RECEIPT_TALLIES).unionByName(day)
+        .groupBy("address", "pool_id", "pool_name")
+        .agg(*[F.sum(c).alias(c) for c in RECEIPT_TALLIES])
     )
-    return by_coinbase.unionByName(known)
+
+
+class ReceiptsStateError(DataError, ValueError):
+    """The coinbase receipts state of the day before cannot be merged (an older layout)."""
+
+
+POOL_WALLET, COINBASE_MINER = "pool_wallet", "coinbase_miner"
+LABEL_KINDS = (POOL_WALLET, COINBASE_MINER)
+
+
+def pool_payout_styles(receipts: DataFrame, miner_payout_min_outputs: float) -> DataFrame:
+    """Per pool, from its row of the receipts (the history of its blocks): `pool_blocks`,
+    `pool_outputs` and `pool_value` paid, `pool_outputs_per_block` (mean payout outputs per
+    block) and `pool_payout`: `miners` when that mean is at least `miner_payout_min_outputs`
+    (the pool pays its miners in the coinbase), else `wallet` (it pays itself, then its miners)."""
+    per_block = F.col("coinbase_outputs").cast("double") / F.col("coinbase_blocks").cast("double")
+    return receipts.where(F.col("address").isNull()).select(
+        "pool_id",
+        F.col("coinbase_blocks").alias("pool_blocks"),
+        F.col("coinbase_outputs").alias("pool_outputs"),
+        F.col("coinbase_value").alias("pool_value"),
+        F.when(F.col("coinbase_blocks") > 0, per_block).alias("pool_outputs_per_block"),
+    ).withColumn(
+        "pool_payout",
+        F.when(F.col("pool_outputs_per_block") >= miner_payout_min_outputs, "miners").otherwise("wallet"),
+    )
+
+
+# The columns of `features/address_labels` (the first five as before the kinds).
+LABEL_COLUMNS = (
+    "address", "pool_id", "pool_name", "coinbase_outputs", "label_source", "label_kind", "coinbase_blocks",
+    "coinbase_value", "pool_blocks", "pool_outputs_per_block", "pool_payout", "block_share", "value_share",
+    "original_rule",
+)
+
+
+def address_labels(receipts: DataFrame, pools: DataFrame, min_coinbase_outputs: int,
+                   min_wallet_coinbase_outputs: int = 1, miner_payout_min_outputs: float = 5.0) -> DataFrame:
+    """Labelled addresses, each with its kind and the evidence.
+
+    Each address paid by coinbases is labelled for the pool that paid it most often (then the
+    lowest pool id), according to how that pool pays (`pool_payout_styles`):
+
+    * a pool that pays from a wallet: its coinbases pay the pool itself, so an address paid by
+      at least `min_wallet_coinbase_outputs` of them is `pool_wallet`;
+    * a pool that pays its miners in the coinbase: an address paid by at least
+      `min_coinbase_outputs` of them is `coinbase_miner` (a miner, not the pool's wallet);
+    * an address of the pools list is always `pool_wallet` (`label_source` `pool_list`, unless
+      the coinbases label it too).
+
+    Evidence: `coinbase_outputs`, `coinbase_blocks`, `coinbase_value` paid by the pool's
+    blocks; the pool's `pool_blocks`, `pool_outputs_per_block`, `pool_payout`; `block_share`
+    (the share of the pool's blocks that paid it) and `value_share` (of the value they paid);
+    `original_rule`: the original classifier would label it (≥ `min_coinbase_outputs` outputs
+    of one pool's blocks matched by tag, whatever the kind).
+    """
+    if not 1 <= min_wallet_coinbase_outputs <= min_coinbase_outputs:
+        raise ValueError(f"min_wallet_coinbase_outputs must be in [1, min_coinbase_outputs = {min_coinbase_outputs}]"
+                         f", got {min_wallet_coinbase_outputs}: every address the original rule labels must "
+                         "stay labelled")
+    styles = pool_payout_styles(receipts, miner_payout_min_outputs)
+    paid = receipts.where(F.col("address").isNotNull())
+    original = paid.groupBy("address").agg(
+        (F.max("tagged_outputs") >= min_coinbase_outputs).alias("original_rule"))
+    listed = pool_addresses(pools).withColumn(
+        "_rank", F.row_number().over(Window.partitionBy("address").orderBy("pool_id"))
+    ).where("_rank = 1").select("address", "pool_id", "pool_name", F.lit(True).alias("_listed"))
+    top = paid.withColumn(
+        "_rank", F.row_number().over(Window.partitionBy("address").orderBy(F.desc("coinbase_outputs"), "pool_id"))
+    ).where("_rank = 1").drop("_rank", "tagged_outputs").join(styles, "pool_id", "left").join(
+        listed.select("address", "_listed"), "address", "left")
+    by_receipts = (F.when((F.col("pool_payout") == "miners") & (F.col("coinbase_outputs") >= min_coinbase_outputs),
+                          F.lit(COINBASE_MINER))
+                   .when((F.col("pool_payout") == "wallet")
+                         & (F.col("coinbase_outputs") >= min_wallet_coinbase_outputs), F.lit(POOL_WALLET)))
+    by_coinbase = top.withColumn("label_kind", by_receipts).where(F.col("label_kind").isNotNull()).withColumn(
+        "label_kind", F.when(F.col("_listed").isNotNull(), F.lit(POOL_WALLET)).otherwise(F.col("label_kind"))
+    ).withColumn("label_source", F.lit("coinbase"))
+    known = (
+        listed.join(by_coinbase.select("address"), "address", "left_anti")
+        .join(paid.drop("pool_name", "tagged_outputs"), ["address", "pool_id"], "left")
+        .join(styles, "pool_id", "left")
+        .withColumn("label_kind", F.lit(POOL_WALLET))
+        .withColumn("label_source", F.lit("pool_list"))
+    )
+
+    def evidence(df: DataFrame) -> DataFrame:
+        share = {"block_share": ("coinbase_blocks", "pool_blocks"), "value_share": ("coinbase_value", "pool_value")}
+        for name, (part, whole) in share.items():
+            df = df.withColumn(name, F.when(F.col(whole) > 0, F.coalesce(F.col(part), F.lit(0)).cast("double")
+                                            / F.col(whole).cast("double")))
+        for name in ("coinbase_outputs", "coinbase_blocks", "coinbase_value"):
+            df = df.withColumn(name, F.coalesce(F.col(name), F.lit(0).cast("long")))
+        return df.join(original, "address", "left").withColumn(
+            "original_rule", F.coalesce("original_rule", F.lit(False))).select(*LABEL_COLUMNS)
+
+    return evidence(by_coinbase).unionByName(evidence(known))
 
 
 def sample_draw(seed: int) -> F.Column:
@@ -396,11 +517,19 @@ def sampling_rate(negatives_per_positive: float, positives: int, others: int) ->
     return min(1.0, negatives_per_positive * positives / others) if others else 0.0
 
 
+# The label columns a training row carries: `label` is 1 for a labelled address of any kind
+# (the training step picks its target from `label_kind`: model/training.py, `positive_kinds`),
+# `original_label` is 1 where the original's rule labels it (the report's variant).
+TRAINING_LABEL_COLUMNS = ("pool_id", "pool_name", "label_source", "label_kind", "original_label", "label")
+
+
 def with_labels(rows: DataFrame, labels: DataFrame) -> DataFrame:
     """`rows` with the label columns of their address (the labels are few: broadcast)."""
     return rows.join(
-        F.broadcast(labels.select("address", "pool_id", "pool_name", "label_source")), "address", "left"
-    ).withColumn("label", F.col("pool_id").isNotNull().cast("int"))
+        F.broadcast(labels.select("address", "pool_id", "pool_name", "label_source", "label_kind", "original_rule")),
+        "address", "left",
+    ).withColumn("label", F.col("pool_id").isNotNull().cast("int")).withColumn(
+        "original_label", F.coalesce(F.col("original_rule"), F.lit(False)).cast("int")).drop("original_rule")
 
 
 def training_set(candidates: DataFrame, labels: DataFrame, rows: int, negatives_per_positive: float,
@@ -417,7 +546,7 @@ def training_set(candidates: DataFrame, labels: DataFrame, rows: int, negatives_
     positives = int(labelled.agg(F.sum("label")).first()[0] or 0)
     rate = sampling_rate(negatives_per_positive, positives, rows - positives)
     sampled = labelled.where((F.col("label") == 1) | (sample_draw(seed) < rate))
-    return features_from_state(sampled, keep=("pool_id", "pool_name", "label_source", "label"))
+    return features_from_state(sampled, keep=TRAINING_LABEL_COLUMNS)
 
 
 # ---------------------------------------------------------------- the state's layers
@@ -637,9 +766,10 @@ def bootstrap(spark: SparkSession, args: argparse.Namespace) -> str:
     with spark_io.job_settings(spark, {"spark.sql.shuffle.partitions": str(parts),
                                        "spark.sql.adaptive.coalescePartitions.enabled": "false"}):
         with spark_io.phase(spark, "bootstrap_state: the receipts of the history's coinbases"):
-            coinbase_outputs = outputs.where("is_coinbase").select("block_hash", "address")
+            coinbase = outputs.where("is_coinbase")
+            coinbase_outputs = coinbase.select("block_hash", "address")
             block_pools = attribute_blocks(tables["blocks"], coinbase_outputs, pools)
-            write_table(spark, coinbase_receipts(block_pools, coinbase_outputs),
+            write_table(spark, coinbase_receipts(block_pools, coinbase_payouts(coinbase)),
                         datasets.state_dir(where, "coinbase_receipts", until), ["address", "pool_id"])
         with spark_io.phase(spark, "bootstrap_state: every address's partials, one base snapshot"):
             base = day_partials(ordinary_flows(outputs, inputs), parts)
@@ -658,6 +788,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--bucket", required=True, help="root of extracts/, state/, features/ (a folder or gs://)")
     parser.add_argument("--pools", required=True, help="pools-v2.json (known pools, tags, addresses)")
     parser.add_argument("--min-coinbase-outputs", type=int, default=SETTINGS.min_coinbase_outputs)
+    parser.add_argument("--min-wallet-coinbase-outputs", type=int, default=SETTINGS.min_wallet_coinbase_outputs)
+    parser.add_argument("--miner-payout-min-outputs", type=float, default=SETTINGS.miner_payout_min_outputs)
     parser.add_argument("--negatives-per-positive", type=float, default=SETTINGS.negatives_per_positive)
     parser.add_argument("--seed", type=int, default=SETTINGS.seed)
     parser.add_argument("--compact-every-days", type=int, default=SETTINGS.compact_every_days)
@@ -718,7 +850,8 @@ def _build(spark, args, where, ds, day_before, outputs, inputs, labels, counts, 
     return (
         f"build_features {ds}: {n_active} active addresses featured of {meta['addresses']} in the state "
         f"({unaddressed} flows without an address left out); {counts['attributed']} of {counts['blocks']} blocks "
-        f"attributed to a pool; {counts['labels']} pool addresses labelled; training set {n_training} rows"
+        f"attributed to a pool; {counts['labels']} addresses labelled ({counts['labels'] - counts['miners']} pool wallets, "
+        f"{counts['miners']} coinbase miners); training set {n_training} rows"
         f"{compacted}"
     )
 
@@ -726,25 +859,34 @@ def _build(spark, args, where, ds, day_before, outputs, inputs, labels, counts, 
 def label_the_day(spark, where, ds, day_before, outputs, blocks, pools, args) -> tuple[DataFrame, dict]:
     """Blocks attributed, coinbase receipts merged into their state, labels: written. Returns
     the labels (small: cached) and the counts for the log. Everything here is small (the day's
-    blocks and coinbase outputs): cached, not read back."""
-    coinbase_outputs = outputs.where("is_coinbase").select("block_hash", "address").cache()
+    blocks and coinbase outputs): cached; the receipts and the labels are read back once
+    written, so that the plans after them start from their files (the labels' plan over the
+    receipts, the pools and the blocks is long, and every later query would carry it)."""
+    coinbase = outputs.where("is_coinbase").select(
+        *[c for c in ("block_hash", "address", "value", "output_type") if c in outputs.columns]).cache()
+    coinbase_outputs = coinbase.select("block_hash", "address")
     block_pools = attribute_blocks(blocks, coinbase_outputs, pools).cache()
     block_meta: dict = {"pools_sha256": pools.sha256}
     n_blocks = write_table(spark, block_pools, datasets.features_dir(where, "block_pools", ds), ["block_number"],
                            meta=block_meta, observe={"attributed": F.count("pool_id")})
-    receipts = coinbase_receipts(block_pools, coinbase_outputs)
+    receipts = coinbase_receipts(block_pools, coinbase_payouts(coinbase))
     previous = previous_receipts(spark, where, day_before)
     if previous is not None:
         receipts = merge_receipts(previous, receipts)
-    receipts = receipts.cache()
-    write_table(spark, receipts, datasets.state_dir(where, "coinbase_receipts", ds), ["address", "pool_id"])
-    labels = address_labels(receipts, pools_frame(spark, pools), args.min_coinbase_outputs).cache()
-    n_labels = write_table(spark, labels.withColumn("pools_sha256", F.lit(pools.sha256)),
-                           datasets.features_dir(where, "address_labels", ds), ["address"],
-                           meta={"pools_sha256": pools.sha256})
-    for small in (coinbase_outputs, block_pools, receipts):
+    receipts_dir = datasets.state_dir(where, "coinbase_receipts", ds)
+    write_table(spark, receipts, receipts_dir, ["address", "pool_id"])
+    labels = address_labels(spark_io.read_parquet(spark, receipts_dir), pools_frame(spark, pools), args.min_coinbase_outputs,
+                            args.min_wallet_coinbase_outputs, args.miner_payout_min_outputs)
+    labels_dir = datasets.features_dir(where, "address_labels", ds)
+    label_meta: dict = {"pools_sha256": pools.sha256}
+    n_labels = write_table(spark, labels.withColumn("pools_sha256", F.lit(pools.sha256)), labels_dir, ["address"], meta=label_meta,
+                           observe={"miners": F.coalesce(F.sum((F.col("label_kind") == COINBASE_MINER).cast("long")),
+                                                       F.lit(0))})
+    for small in (coinbase, block_pools):
         small.unpersist()
-    return labels, {"blocks": n_blocks, "attributed": block_meta["attributed"], "labels": n_labels}
+    labels = spark_io.read_parquet(spark, labels_dir).cache()
+    return labels, {"blocks": n_blocks, "attributed": block_meta["attributed"], "labels": n_labels,
+                    "miners": label_meta["miners"]}
 
 
 def merge_the_day(spark, where, ds, day_before, flows, labels, parts, args) -> tuple[DataFrame, dict]:

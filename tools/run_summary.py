@@ -1,8 +1,8 @@
 """Summary of one day's run, read back from the outputs themselves (not from the logs).
 
-Prints the day, blocks, transactions, addresses featured, labelled pool addresses per
-pool, the training run (every candidate's metrics, champion vs challenger on the same rows,
-promoted or not and why, the report), the predictions (with the champion that made them),
+Prints the day, blocks, transactions, addresses featured, labelled addresses per pool and
+per kind (pool wallets, coinbase miners), the training run (the target, the positives per kind, (every candidate's metrics, champion vs challenger on the same rows,
+promoted or not and why, the baseline under the original label rule, the report), the predictions (with the champion that made them),
 profiles and anomalies, the drift check, and every output path with a checksum, so that
 two runs can be compared.
 
@@ -75,6 +75,38 @@ def _metrics(m: dict) -> dict:
     return {k: m[k] for k in keys}
 
 
+def labels_by_pool_and_kind(labels: str) -> dict:
+    """Labelled addresses of a day's `address_labels`: {pool: {kind: {"coinbase": n, "pool_list": n}}},
+    pools by their number of labels (most first). A table written before the kinds counts as one
+    kind, `unkinded`."""
+    import duckdb
+
+    source = atomic.duckdb_source(labels)
+    columns = {r[0] for r in duckdb.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    kind = "label_kind" if "label_kind" in columns else "'unkinded'"
+    rows = duckdb.execute(
+        f"WITH c AS (SELECT pool_name, {kind} AS kind, label_source, count(*) AS n FROM {source} GROUP BY ALL) "
+        "SELECT pool_name, kind, label_source, n FROM c "
+        "ORDER BY sum(n) OVER (PARTITION BY pool_name) DESC, pool_name, kind, label_source"
+    ).fetchall()
+    out: dict = {}
+    for pool, k, source_name, n in rows:
+        out.setdefault(pool, {}).setdefault(k, {})[source_name] = n
+    return out
+
+
+def kind_totals(by_pool: dict) -> dict:
+    """{kind: {"coinbase": n, "pool_list": n, "pools": pools with a coinbase label of that kind}}."""
+    totals: dict = {}
+    for kinds in by_pool.values():
+        for k, sources in kinds.items():
+            total = totals.setdefault(k, {"coinbase": 0, "pool_list": 0, "pools": 0})
+            for source_name, n in sources.items():
+                total[source_name] = total.get(source_name, 0) + n
+            total["pools"] += 1 if sources.get("coinbase") else 0
+    return dict(sorted(totals.items()))
+
+
 def training_summary(target: Target, ds: str) -> dict:
     """The training run of `ds` (None-valued when the day did not train) and the champion."""
     promotions = registry.read_promotions(target)
@@ -102,6 +134,12 @@ def training_summary(target: Target, ds: str) -> dict:
         },
         "per_pool_recall": metadata["metrics"].get("per_pool_recall", {}),
         "positives_with_features": metadata["data"]["positives_per_pool"],
+        "target": metadata.get("target"),
+        "per_kind": metadata.get("per_kind"),
+        "label_rules": {name: {"rule": r["rule"], "positives": r["positives"],
+                               "metrics": r["metrics"] and _metrics(r["metrics"]),
+                               "on_fixed_target": r.get("on_fixed_target") and _metrics(r["on_fixed_target"])}
+                        for name, r in (metadata.get("label_rules") or {}).items()},
         "negatives_sampled": metadata["data"]["negatives_sampled"],
         "profiles_k": metadata["profiles"]["k"],
         "report": registry.report_path(target, version),
@@ -123,10 +161,7 @@ def summarize(target: Target, ds: str) -> dict:
     profiles = datasets.profiles_dir(target, ds)
     training = training_summary(target, ds)
     drift = score_addresses.read_drift(target, ds)
-    labelled = duckdb.execute(
-        f"SELECT pool_name, count(*) FROM {atomic.duckdb_source(labels)} "
-        "WHERE label_source = 'coinbase' GROUP BY ALL ORDER BY 2 DESC, 1"
-    ).fetchall()
+    by_pool_and_kind = labels_by_pool_and_kind(labels)
     paths = {
         "extract blocks": blocks_dir,
         "extract outputs": outputs_dir,
@@ -149,7 +184,8 @@ def summarize(target: Target, ds: str) -> dict:
         # The state's manifest counts its addresses (its layers repeat the addresses active again).
         "addresses_in_state": versioned.read_pointer(versioned.LocalFS(), datasets.state_dir(
             target, "address_state", ds))["meta"]["addresses"],
-        "pool_addresses_by_pool": dict(labelled),
+        "labels_by_pool_and_kind": by_pool_and_kind,
+        "labels_per_kind": kind_totals(by_pool_and_kind),
         "training": training,
         "predictions": scalar("SELECT count(*) FROM {p}", predictions),
         "predicted_pools": scalar("SELECT count(*) FROM {p} WHERE label", predictions),
@@ -181,7 +217,11 @@ def render_training(t: dict) -> list[str]:
         return [f"model                 no training on this day (cadence); champion {t['champion']}",
                 f"champion decision     {t['champion_decision']}"]
     split = t["split"]
-    lines = ["pool addresses with features (the training positives), per pool:"]
+    target = t.get("target")
+    lines = [f"training target       {', '.join(target['positive_kinds'])}; training rows per kind: "
+             + ", ".join(f"{k} {v}" for k, v in target["rows_per_kind"].items())
+             + f" ({target['left_out']} labelled rows of other kinds left out)"] if target else []
+    lines += ["training positives (labelled, with features, of the target's kinds), per pool:"]
     lines += [f"    {name:<20} {n}" for name, n in t["positives_with_features"].items()]
     lines += [
         f"    {'total':<20} {sum(t['positives_with_features'].values())} (+ {t['negatives_sampled']} sampled negatives)",
@@ -201,8 +241,57 @@ def render_training(t: dict) -> list[str]:
         f"champion now          {t['champion']}",
         f"champion decision     {t['champion_decision']}",
         "recall per pool       " + ", ".join(f"{p} {r['recall']:.2f} ({r['positives']})" for p, r in t["per_pool_recall"].items()),
+        *_kind_lines(t.get("per_kind")),
+        *_rule_lines(t.get("label_rules")),
         f"model report          {_shown(t['report'])}",
     ]
+    return lines
+
+
+def _kind_lines(per_kind: dict | None) -> list[str]:
+    if not per_kind:
+        return []
+    lines = ["predicted pool per kind (this run's version, at its threshold):"]
+    for kind, k in per_kind.items():
+        share = "–" if k["share_predicted"] is None else f"{k['share_predicted']:.3f}"
+        lines.append(f"    {kind:<20} {k['predicted_pool']} of {k['rows']} {k['scope']} ({share})"
+                     f"{'  (target)' if k['target'] else ''}")
+    return lines
+
+
+def _rule_lines(rules: dict | None) -> list[str]:
+    if not rules:
+        return []
+    lines = ["label rules, the baseline on the same split:"]
+    for name, r in rules.items():
+        lines.append(f"    {r['rule']}: {r['positives']} positives")
+        if r["metrics"]:
+            lines.append(_metric_line("  on its labels", r["metrics"]))
+        if r.get("on_fixed_target"):
+            lines.append(_metric_line("  on the fixed target", r["on_fixed_target"]))
+    return lines
+
+
+def render_labels(by_pool: dict, totals: dict) -> list[str]:
+    """Labelled addresses per pool and per kind (from coinbases + from the pools list)."""
+    kinds = list(totals)
+    lines = ["labelled addresses, per pool and kind (from coinbases + from the pools list only):",
+             f"    {'pool':<20} " + "  ".join(f"{k:>17}" for k in kinds)]
+
+    def cell(sources: dict | None) -> str:
+        sources = sources or {}
+        return f"{sources.get('coinbase', 0):>11} + {sources.get('pool_list', 0):<3}"
+
+    listed_only = {pool: per_kind for pool, per_kind in by_pool.items()
+                   if not any(sources.get("coinbase") for sources in per_kind.values())}
+    for pool, per_kind in by_pool.items():
+        if pool not in listed_only:
+            lines.append(f"    {str(pool):<20} " + "  ".join(cell(per_kind.get(k)) for k in kinds))
+    if listed_only:
+        n = sum(n for per_kind in listed_only.values() for sources in per_kind.values() for n in sources.values())
+        lines.append(f"    ({len(listed_only)} other pools: {n} addresses from the pools list only)")
+    lines.append(f"    {'total':<20} " + "  ".join(cell(totals[k]) for k in kinds))
+    lines.append("    pools per kind: " + ", ".join(f"{k} {totals[k]['pools']}" for k in kinds))
     return lines
 
 
@@ -213,10 +302,8 @@ def render(summary: dict) -> str:
         f"transactions          {summary['transactions']}",
         f"addresses featured    {summary['addresses_featured']} active on the day "
         f"(of {summary['addresses_in_state']} in the history)",
-        "pool addresses (labelled from coinbases), per pool:",
     ]
-    lines += [f"    {name:<20} {n}" for name, n in summary["pool_addresses_by_pool"].items()]
-    lines += [f"    {'total':<20} {sum(summary['pool_addresses_by_pool'].values())}"]
+    lines += render_labels(summary["labels_by_pool_and_kind"], summary["labels_per_kind"])
     lines += render_training(summary["training"])
     lines += [
         f"predictions written   {summary['predictions']} by {summary['scored_with']} "

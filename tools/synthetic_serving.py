@@ -92,7 +92,12 @@ SCHEMAS = {
                                             (FIRST_SEEN, pa.int64())]),
     "features/address_labels": pa.schema([("address", pa.string()), ("pool_id", pa.int64()),
                                           ("pool_name", pa.string()), ("coinbase_outputs", pa.int64()),
-                                          ("label_source", pa.string()), ("pools_sha256", pa.string())]),
+                                          ("label_source", pa.string()), ("label_kind", pa.string()),
+                                          ("coinbase_blocks", pa.int64()), ("coinbase_value", pa.int64()),
+                                          ("pool_blocks", pa.int64()), ("pool_outputs_per_block", pa.float64()),
+                                          ("pool_payout", pa.string()), ("block_share", pa.float64()),
+                                          ("value_share", pa.float64()), ("original_rule", pa.bool_()),
+                                          ("pools_sha256", pa.string())]),
     "features/block_pools": pa.schema([("block_hash", pa.string()), ("block_number", pa.int64()),
                                        ("block_timestamp", pa.timestamp("ns")), ("pool_id", pa.int64()),
                                        ("pool_name", pa.string()), ("matched_by", pa.string()),
@@ -223,12 +228,25 @@ def write_bucket(bucket: str, days: list[str], n_addresses: int, seed: int = 7, 
     seen_first = np.full(n, -1, dtype=np.int64)
     seen_last = np.full(n, -1, dtype=np.int64)
     label_names = sorted(labels)
+    outputs = [0 if labels[a][2] == "pool_list" else 20 + len(a) for a in label_names]
+    # A pool paying its miners in the coinbase: every third pool (by id).
+    miners = [labels[a][0] % 3 == 0 for a in label_names]
     label_table = pa.table({
         "address": label_names,
         "pool_id": [labels[a][0] for a in label_names],
         "pool_name": [labels[a][1] for a in label_names],
-        "coinbase_outputs": [0 if labels[a][2] == "pool_list" else 20 + len(a) for a in label_names],
+        "coinbase_outputs": outputs,
         "label_source": [labels[a][2] for a in label_names],
+        "label_kind": ["coinbase_miner" if m and labels[a][2] == "coinbase" else "pool_wallet"
+                       for a, m in zip(label_names, miners)],
+        "coinbase_blocks": outputs,
+        "coinbase_value": [n * 312_500_000 for n in outputs],
+        "pool_blocks": [300] * len(label_names),
+        "pool_outputs_per_block": [80.0 if m else 1.5 for m in miners],
+        "pool_payout": ["miners" if m else "wallet" for m in miners],
+        "block_share": [n / 300 for n in outputs],
+        "value_share": [n / 300 / (80.0 if m else 1.5) for n, m in zip(outputs, miners)],
+        "original_rule": [n >= 20 for n in outputs],
         "pools_sha256": [POOLS_SHA256] * len(label_names),
     })
     block = FIRST_BLOCK

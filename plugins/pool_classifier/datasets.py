@@ -348,10 +348,12 @@ def _bucket_datasets() -> dict[str, Dataset]:
         "extracts/inputs": "the day's transaction inputs (one row per input)",
         "state/address_state": "per-address partials of the whole history up to the day: a manifest "
                                "naming a base snapshot and the daily deltas since (base/, delta/)",
-        "state/coinbase_receipts": "coinbase outputs per (address, pool) up to the day",
+        "state/coinbase_receipts": "coinbase payouts per (address, pool), and each pool's own tally (address "
+                                   "NULL), up to the day",
         "features/address_features": "features of the addresses active on the day",
         "features/block_pools": "each block of the day with the pool that mined it",
-        "features/address_labels": "every pool address known up to the day",
+        "features/address_labels": "every labelled address up to the day: its kind (pool_wallet, coinbase_miner) "
+                                   "and the evidence",
         "features/training_features": "labelled addresses plus a seeded sample of the others",
         "predictions/address_scores": "the day's active addresses scored by the champion",
         "predictions/address_profiles": "their profile and anomaly score",

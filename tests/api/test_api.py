@@ -46,6 +46,9 @@ def test_an_address_answers_score_decision_pool_profile_features_and_lineage(cli
     pool_id, pool_name, source = truth.labels[address]
     assert body.known_pool and [(p.pool_id, p.pool_name, p.label_source) for p in body.pools] == [
         (pool_id, pool_name, source)]
+    # "Is it a pool's wallet?": the fixture's pools with an id divisible by 3 pay their miners in the coinbase.
+    assert body.pools[0].label_kind == ("coinbase_miner" if pool_id % 3 == 0 and source == "coinbase"
+                                        else "pool_wallet")
     assert body.profile.profile is not None and body.profile.anomaly_score is not None
     assert body.model_version == truth.champion
     assert set(body.features) == set(schemas_features()) and body.features["has_received"] == 1

@@ -46,19 +46,34 @@ def write_parquet(df: pd.DataFrame, file: Path) -> None:
 
 
 def write_day(target, ds: str, frame: pd.DataFrame | None = None, n_pools: int = 60, n_others: int = 3000,
-              seed: int = 0) -> pd.DataFrame:
-    """Write the day's address_features, address_labels and training_features (all rows)."""
+              seed: int = 0, n_miners: int = 0) -> pd.DataFrame:
+    """Write the day's address_features, address_labels and training_features (all rows).
+
+    The first `n_pools` addresses are pool wallets (AntPool and F2Pool alternately; the
+    original's rule labels the AntPool ones), the next `n_miners` (taken from the others, so
+    without the pools' signal) coinbase miners of OCEAN, which the original's rule labels too.
+    """
     frame = feature_rows(n_pools, n_others, seed) if frame is None else frame
     pools = frame["address"].iloc[:n_pools]
-    labels = pd.DataFrame({
+    wallets = pd.DataFrame({
         "address": pools,
         "pool_id": 44,
         "pool_name": np.where(np.arange(n_pools) % 2, "AntPool", "F2Pool"),
         "coinbase_outputs": 25,
         "label_source": "coinbase",
+        "label_kind": "pool_wallet",
+        "original_rule": np.arange(n_pools) % 2 == 1,
     })
-    training = frame.merge(labels[["address", "pool_id", "pool_name", "label_source"]], on="address", how="left")
+    miners = pd.DataFrame({
+        "address": frame["address"].iloc[n_pools:n_pools + n_miners],
+        "pool_id": 142, "pool_name": "OCEAN", "coinbase_outputs": 30, "label_source": "coinbase",
+        "label_kind": "coinbase_miner", "original_rule": True,
+    })
+    labels = pd.concat([wallets, miners], ignore_index=True) if n_miners else wallets
+    columns = ["address", "pool_id", "pool_name", "label_source", "label_kind", "original_rule"]
+    training = frame.merge(labels[columns], on="address", how="left")
     training["label"] = training["pool_name"].notna().astype("int32")
+    training["original_label"] = training.pop("original_rule").eq(True).astype("int32")
     for table, df in (("address_features", frame), ("address_labels", labels), ("training_features", training)):
         with atomic.write_dir(datasets.features_dir(target, table, ds)) as folder:
             write_parquet(df, folder / "part-00000.parquet")

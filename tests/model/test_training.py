@@ -154,3 +154,64 @@ def test_importance_uses_every_evaluation_pool_and_a_sample_of_the_others_beyond
     metadata = json.loads((Path(result["path"]) / registry.METADATA_FILE).read_text())
     assert metadata["importance_rows"] == {"rows": 300, "positives": metadata["split"]["eval_positives"]}
     assert "300 evaluation rows (15 pools, the others a seeded sample)" in Path(result["report"]).read_text()
+
+
+# ------------------------------------------------------------------ the target and the label kinds
+
+
+def test_coinbase_miners_are_neither_trained_on_nor_evaluated_and_are_reported_apart(local_target):
+    write_day(local_target, DS, n_miners=40)
+    result = train_model.train_model(local_target, DS)
+    metadata = json.loads((Path(result["path"]) / registry.METADATA_FILE).read_text())
+
+    assert metadata["target"] == {"positive_kinds": ["pool_wallet"], "left_out": 40,
+                                  "rows_per_kind": {"coinbase_miner": 40, "pool_wallet": 60, "unlabelled": 2960}}
+    assert metadata["data"]["positives"] == 60 and metadata["data"]["negatives_sampled"] == 2960
+    split = metadata["split"]
+    # The 40 miners on no side: fitting, calibration or evaluation.
+    assert split["train_rows"] + split["calibration_rows"] + split["eval_rows"] == 3020
+    kinds = metadata["per_kind"]
+    assert kinds["coinbase_miner"]["rows"] == 40 and kinds["coinbase_miner"]["scope"] == "all rows"
+    assert kinds["coinbase_miner"]["target"] is False
+    wallet = kinds["pool_wallet"]
+    assert wallet["target"] is True and wallet["rows"] == split["eval_positives"]
+    assert wallet["share_predicted"] == pytest.approx(metadata["metrics"]["recall"])
+    negatives = metadata["metrics"]["confusion"]["fp"] + metadata["metrics"]["confusion"]["tn"]
+    assert kinds["unlabelled"]["rows"] == negatives
+    assert kinds["unlabelled"]["predicted_pool"] == metadata["metrics"]["confusion"]["fp"]
+    # The miners have no pool signal here: the model must not take them for pool wallets.
+    assert kinds["coinbase_miner"]["share_predicted"] < 0.2 < wallet["share_predicted"]
+    report = Path(result["report"]).read_text()
+    assert "## Label kinds" in report and "| coinbase_miner | no | 40 | all rows |" in report
+
+
+def test_the_target_is_a_setting(local_target):
+    write_day(local_target, DS, n_miners=40)
+    config = training.TrainConfig(positive_kinds=("pool_wallet", "coinbase_miner"))
+    rows = train_model.training_set(local_target, DS, config)
+    assert rows["label"].sum() == 100 and not rows[training.APART].any()
+    # Thinning the negatives keeps every labelled row, apart ones included.
+    thin = train_model.training_set(local_target, DS, training.TrainConfig(negatives_per_positive=5))
+    assert (thin["label"].sum(), thin[training.APART].sum(), len(thin)) == (60, 40, 60 + 40 + 300)
+    with pytest.raises(training.TrainingDataError, match="target kinds"):
+        train_model.training_set(local_target, DS, training.TrainConfig(positive_kinds=("nothing",)))
+
+
+def test_the_original_label_rule_is_reported_next_to_the_fixed_one(local_target):
+    write_day(local_target, DS, n_miners=40)
+    result = train_model.train_model(local_target, DS)
+    metadata = json.loads((Path(result["path"]) / registry.METADATA_FILE).read_text())
+    rules = metadata["label_rules"]
+    assert rules["fixed"]["positives"] == 60 and rules["fixed"]["metrics"] == metadata["candidates"]["rf"]["metrics"]
+    original = rules["original"]
+    assert original["positives"] == 30 + 40  # the AntPool wallets and every miner
+    assert original["candidate"] == "rf" and 0 < original["train_positives"] < 70
+    on_target = original["on_fixed_target"]
+    assert (on_target["rows"], on_target["positives"]) == (metadata["split"]["eval_rows"],
+                                                            metadata["split"]["eval_positives"])
+    # Trained to find signal-less miners and half the wallets, it finds the wallets worse than the fixed rule.
+    assert on_target["pr_auc"] < rules["fixed"]["metrics"]["pr_auc"]
+    report = Path(result["report"]).read_text()
+    assert "## Label rules" in report and training.ORIGINAL_RULE in report
+    no_variant = train_model.train_model(local_target, DS, training.TrainConfig(original_rule_variant=False))
+    assert "original" not in json.loads((Path(no_variant["path"]) / registry.METADATA_FILE).read_text())["label_rules"]

@@ -41,8 +41,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START = dt.date(2024, 3, 1)
 DAYS = 4
 TX_PER_DAY = 1500
-# Seed 3 labels at least 10 pool addresses with features from the first day on, the
-# minimum train_model needs: every day of the chain can run the whole DAG.
+# Seed 3 labels at least 10 pool wallets (the training target) with features from the first
+# day on, the minimum train_model needs: every day of the chain can run the whole DAG (171 on
+# day 1, 364 by day 2, by the label rule over the generated files).
 SEED = 3
 DAY_LIST = [(START + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
 # The shuffled backfill: the first day, then jumps forward and back. Every day is built once

@@ -219,27 +219,7 @@ def test_the_pools_list_is_read_through_hadoop_with_a_clear_error(spark, tmp_pat
         job.load_pools(spark, str(bad))
 
 
-def test_labels_need_the_threshold_of_coinbase_outputs(spark, pools):
-    block_pools = spark.createDataFrame(
-        [(f"h{n}", n, ts(MARCH_S + n), 44, "AntPool", "tag") for n in range(1, 4)]
-        + [("h9", 9, ts(MARCH_S + 9), None, None, "none")],
-        "block_hash string, block_number long, block_timestamp timestamp, pool_id long, "
-        "pool_name string, matched_by string",
-    )
-    coinbase = spark.createDataFrame(
-        [(f"h{n}", "M1") for n in (1, 2, 3)] + [(f"h{n}", "M2") for n in (1, 2)] + [("h9", "M3")] * 5,
-        "block_hash string, address string",
-    )
-    receipts = job.coinbase_receipts(block_pools, coinbase)
-    labels = job.address_labels(receipts, pools, min_coinbase_outputs=3).collect()
-    by_address = {r["address"]: r for r in labels}
-    assert by_address["M1"]["label_source"] == "coinbase"
-    assert by_address["M1"]["pool_name"] == "AntPool" and by_address["M1"]["coinbase_outputs"] == 3
-    assert "M2" not in by_address  # 2 < 3
-    assert "M3" not in by_address  # unattributed block
-    known = json.loads(POOLS_FILE.read_text())
-    n_known = len({a for p in known for a in p["addresses"]})
-    assert sum(1 for r in labels if r["label_source"] == "pool_list") == n_known
+# The labels (kinds, thresholds, evidence, receipts): tests/spark_jobs/test_label_kinds.py.
 
 
 def test_real_tagged_blocks_with_their_coinbase_outputs(spark, pools_list):

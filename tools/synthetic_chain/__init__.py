@@ -16,6 +16,7 @@ from .consensus import HALVINGS, start_height, subsidy
 from .encoding import b58check_decode, b58check_encode, bip34_height_push, segwit_decode, segwit_encode, sha256d
 from .settings import (
     COINBASE_MATURITY,
+    COINBASE_SPLIT,
     DIRECT_MAX_OUTPUTS,
     DIRECT_MIN_OUTPUTS,
     DUST,
@@ -42,7 +43,7 @@ from .settings import (
 from .writer import generate
 
 __all__ = [
-    "COINBASE_MATURITY", "DEFAULT_POOLS_PATH", "DIRECT_MAX_OUTPUTS", "DIRECT_MIN_OUTPUTS", "DUST", "EXCHANGES",
+    "COINBASE_MATURITY", "COINBASE_SPLIT", "DEFAULT_POOLS_PATH", "DIRECT_MAX_OUTPUTS", "DIRECT_MIN_OUTPUTS", "DUST", "EXCHANGES",
     "FAUCETS", "GAMBLING", "HALVINGS", "MAX_SCHEDULED_SHARE", "MULTISIG_EVERY", "N_SOLO_MINERS", "OP_RETURN_EVERY",
     "P2PKH", "P2SH", "P2WPKH", "P_PREHISTORY", "POOL_PLAN", "PROCESSORS", "ROLES", "SECONDS_PER_DAY",
     "SERVICE_KINDS", "SOLO", "SOLO_SHARE", "USER_KINDS", "Actor", "Addr", "b58check_decode", "b58check_encode",

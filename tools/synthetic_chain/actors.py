@@ -77,6 +77,9 @@ class _Pool:
         self.miners = []
         self.weights = []
         self.incl = []
+        self.payout_seconds = 0   # a wallet pool's interval between payouts (chain.schedule)
+        self.cb_paid = 0      # a wallet pool's coinbase addresses paid so far (the rotation's position)
+        self.cb_spent = 0     # ...and how many of them its payouts have spent an earlier coinbase of
 
 
 def load_pools(path) -> list[dict]:

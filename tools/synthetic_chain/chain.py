@@ -95,6 +95,8 @@ class _Chain(UserTransactions, ServiceTransactions, PoolTransactions, Coinbases)
         for s in services:
             s[1] = s[1] * stretch
             s.append(rng.uniform(0, s[1]))
+        for p in self.pools:   # a stretched payout interval pays what the pool earned in it
+            p.payout_seconds = p.settings.get("payout_hours", 0) * 3600 * stretch
         return services
 
     # --- blocks and emission

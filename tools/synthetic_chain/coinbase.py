@@ -71,14 +71,7 @@ class Coinbases:
         tag = tags[rng.randrange(len(tags))]
         script = self.coinbase_script(p.idx, tag)
         if p.style == "wallet":
-            addrs = p.payout_addrs
-            a = addrs[0] if rng.random() < 0.5 else addrs[rng.randrange(len(addrs))]
-            if len(addrs) > 1 and rng.random() < 0.2:
-                b = addrs[(addrs.index(a) + 1) % len(addrs)]
-                part = int(total * rng.uniform(0.5, 0.95))
-                outs = [(a, part), (b, total - part)]
-            else:
-                outs = [(a, total)]
+            outs = self.wallet_coinbase_outputs(p, total)
         else:
             outs = self.direct_outputs(p, total)
         return script, outs

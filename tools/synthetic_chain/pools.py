@@ -5,8 +5,21 @@ from __future__ import annotations
 from .actors import Actor, Addr, _make_addr, _Pool, _usable_tags
 from .consensus import subsidy
 from .encoding import b58check_decode, segwit_decode
-from .sampling import _pick, _weighted_sample
-from .settings import DUST, N_SOLO_MINERS, P2PKH, P2SH, P2WPKH, POOL_PLAN, SERVICE_KINDS, SOLO_SHARE, USER_KINDS
+from .sampling import _cumulative, _pick, _weighted_sample
+from .settings import (
+    COINBASE_SPLIT,
+    DUST,
+    N_SOLO_MINERS,
+    P2PKH,
+    P2SH,
+    P2WPKH,
+    POOL_PLAN,
+    SERVICE_KINDS,
+    SOLO_SHARE,
+    USER_KINDS,
+)
+
+_SPLIT_CUM = _cumulative(COINBASE_SPLIT)
 
 
 class PoolTransactions:
@@ -38,7 +51,9 @@ class PoolTransactions:
         if style == "wallet":
             if len(real) > 5:   # a handful to rotate among, not all 37 of AntPool's
                 real = [real[j] for j in sorted(rng.sample(range(len(real)), 5))]
-            p.payout_addrs = real or [self.new_addr(p.wallet) for _ in range(3)]
+            # Its coinbase addresses: the real ones first, then its own new ones.
+            p.payout_addrs = real + [self.new_addr(p.wallet)
+                                     for _ in range(max(1, settings["coinbase_addresses"] - len(real)))]
             p.miners = [self.fixed_actor("pool_miner", p.name, USER_KINDS, self.miner_pool)
                         for _ in range(settings["miners"])]
             p.weights = [rng.paretovariate(1.3) for _ in p.miners]
@@ -74,12 +89,35 @@ class PoolTransactions:
         self.addrs.append(a)
         return a
 
+    def wallet_coinbase_outputs(self, p: _Pool, total: int) -> list:
+        """A wallet pool's coinbase: the next 1–4 of its coinbase addresses in rotation, the reward
+        split among them at random."""
+        rng = self.rng
+        k = _pick(rng, _SPLIT_CUM) + 1
+        addrs = [p.payout_addrs[(p.cb_paid + j) % len(p.payout_addrs)] for j in range(k)]
+        p.cb_paid += k
+        weights = [rng.uniform(0.5, 1.5) for _ in addrs]
+        values = [int(total * w / sum(weights)) for w in weights]
+        values[0] += total - sum(values)
+        return list(zip(addrs, values))
+
+    def earlier_coinbase(self, p: _Pool) -> tuple | None:
+        """A coinbase a wallet pool's address received in the rotation's previous round (before
+        the window): the one at the next address the rotation has paid since the last payout, or
+        None when every such address has been spent from. A pool spends its oldest coins, and the
+        addresses it pays now are those it paid a round ago."""
+        if p.cb_spent >= p.cb_paid:
+            return None
+        a = p.payout_addrs[p.cb_spent % len(p.payout_addrs)]
+        p.cb_spent += 1
+        return self.prehistory(a, int((subsidy(self.height) + 2e7) * self.rng.uniform(0.25, 0.75)))
+
     def pool_payout(self, p: _Pool):
         rng = self.rng
         n_m = len(p.miners)
         k = n_m if n_m <= 100 else rng.randint(100, min(300, n_m))
         chosen = _weighted_sample(rng, n_m, p.weights, k)
-        interval = p.settings["payout_hours"] * 3600
+        interval = p.payout_seconds
         amount = int(p.share / 100 * interval / 600 * (subsidy(self.height) + 2e7) * 0.97)
         w = [p.weights[i] for i in chosen]
         wsum = sum(w)
@@ -90,8 +128,19 @@ class PoolTransactions:
         have = 0
         utxos = p.wallet.utxos
         out_vsize = 11 + sum(a.out_size for a, _ in outs) + 34
-        # Oldest first: matured coinbases, then earlier change.
-        while utxos and len(ins) < 50 and have < amount + int((out_vsize + 150 * (len(ins) + 1)) * fr) + DUST:
+
+        def short() -> bool:
+            return len(ins) < 50 and have < amount + int((out_vsize + 150 * (len(ins) + 1)) * fr) + DUST
+
+        # Oldest first: the previous round's coinbases at the addresses paid since the last
+        # payout, then matured coinbases of the window and earlier change.
+        while short():
+            coin = self.earlier_coinbase(p)
+            if coin is None:
+                break
+            ins.append(coin)
+            have += coin[2]
+        while utxos and short():
             ins.append(utxos.pop(0))
             have += ins[-1][2]
         fee = int((self.est_vsize(ins, outs) + 34) * fr) + 1

@@ -6,19 +6,25 @@ ROLES = ("pool_wallet", "pool_miner", "solo_miner", "exchange", "user", "faucet"
          "payment_processor")
 SOLO = "(solo/unknown)"
 
-# (name in pools-v2.json, payout style, % of the day's blocks, settings). The direct pools get
-# most blocks on purpose: a miner must be paid by >= 20 coinbases of one pool in ONE day to be
-# labelled, which needs ~25+ blocks per direct pool out of ~144.
+# (name in pools-v2.json, payout style, % of the day's blocks, settings). Most blocks go to wallet
+# pools, as on mainnet: each rotates its coinbase payouts over `coinbase_addresses` addresses of its
+# own (1 to 4 per block, `COINBASE_SPLIT`), and pays its miners in batches every `payout_hours`
+# from those addresses' coins (matured coinbases, or coinbases from before the window), so a couple
+# of days label hundreds of pool wallets with flows of their own. The direct pools (PPLNS, paying
+# their miners in the coinbase) keep enough blocks for their steady miners to pass the 20 coinbase
+# outputs of the `coinbase_miner` label within two days (~26–30 blocks each of ~290).
 POOL_PLAN = (
-    ("OCEAN", "direct", 22, {"core": 150, "casual": 250, "fee": 0.02}),
-    ("Eligius", "direct", 20, {"core": 135, "casual": 165, "fee": 0.0}),
-    ("KanoPool", "direct", 18, {"core": 125, "casual": 125, "fee": 0.009}),
-    ("Foundry USA", "wallet", 16, {"miners": 600, "payout_hours": 4}),
-    ("AntPool", "wallet", 11, {"miners": 500, "payout_hours": 6}),
-    ("F2Pool", "wallet", 5, {"miners": 400, "payout_hours": 8}),
-    ("ViaBTC", "wallet", 3, {"miners": 300, "payout_hours": 3}),
-    ("Braiins Pool", "wallet", 2, {"miners": 250, "payout_hours": 6}),
+    ("OCEAN", "direct", 10, {"core": 150, "casual": 250, "fee": 0.02}),
+    ("Eligius", "direct", 9, {"core": 135, "casual": 165, "fee": 0.0}),
+    ("KanoPool", "direct", 8, {"core": 125, "casual": 125, "fee": 0.009}),
+    ("Foundry USA", "wallet", 24, {"miners": 600, "payout_hours": 4, "coinbase_addresses": 400}),
+    ("AntPool", "wallet", 17, {"miners": 500, "payout_hours": 6, "coinbase_addresses": 300}),
+    ("F2Pool", "wallet", 13, {"miners": 400, "payout_hours": 8, "coinbase_addresses": 250}),
+    ("ViaBTC", "wallet", 9, {"miners": 300, "payout_hours": 3, "coinbase_addresses": 150}),
+    ("Braiins Pool", "wallet", 7, {"miners": 250, "payout_hours": 6, "coinbase_addresses": 120}),
 )
+# A wallet pool's coinbase pays 1, 2, 3 or 4 of its addresses with these weights (mean 2).
+COINBASE_SPLIT = (4, 3, 2, 1)
 SOLO_SHARE = 3
 DIRECT_MIN_OUTPUTS, DIRECT_MAX_OUTPUTS = 30, 150
 N_SOLO_MINERS = 8

@@ -199,6 +199,7 @@ def generate(out_dir, start_date: datetime.date, days: int, tx_per_day: int, see
         "addresses_per_role": _addresses_per_role(truth),
         "addresses": len(truth),
         "coinbase_20plus_addresses": _coinbase_20plus(chain, per_day_20, run_counts),
+        "coinbase_payees": _coinbase_payees(chain, run_counts),
     }
 
 
@@ -246,3 +247,15 @@ def _coinbase_20plus(chain: _Chain, per_day_20: list[int], run_counts: dict) -> 
         "per_pool": per_pool_20,
         "per_day": per_day_20,
     }
+
+
+def _coinbase_payees(chain: _Chain, run_counts: dict) -> dict:
+    """Per pool, what its coinbases paid over the run: its payout style, the distinct addresses
+    paid, and those paid by at least 20 of its coinbase outputs (the labels' raw material: a
+    wallet pool's payees are its own wallets, a direct pool's its miners)."""
+    out = {p.name: {"style": p.style, "addresses": 0, "addresses_20plus": 0} for p in chain.pools}
+    names = {p.idx: p.name for p in chain.pools}
+    for (idx, _), c in run_counts.items():
+        out[names[idx]]["addresses"] += 1
+        out[names[idx]]["addresses_20plus"] += c >= 20
+    return out

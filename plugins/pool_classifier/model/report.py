@@ -2,8 +2,9 @@
 
 Written into the version folder (`models/<version>/report.md`, `report.html`, `*.png`):
 the promotion decision, champion vs challenger on the same rows, every candidate's metrics,
-recall per pool, precision–recall curves, the confusion matrix, the calibration (reliability
-curve, Brier scores) and the decision threshold with its precision and recall, the top permutation
+recall per pool, the scores per label kind and the baseline under each label rule, precision–recall
+curves, the confusion matrix, the calibration (reliability curve, Brier scores) and the decision
+threshold with its precision and recall, the top permutation
 importances, the data and its time split, the address profiles, settings and libraries.
 """
 from __future__ import annotations
@@ -230,6 +231,7 @@ def render_markdown(metadata: dict) -> str:
     lines += [
         f"| {pool} | {r['positives']} | {r['recall']:.3f} |" for pool, r in metrics.get("per_pool_recall", {}).items()
     ]
+    lines += render_label_sections(metadata)
     c = metrics["confusion"]
     lines += [
         "",
@@ -296,6 +298,58 @@ def render_markdown(metadata: dict) -> str:
         "```",
     ]
     return "\n".join(lines) + "\n"
+
+
+def render_label_sections(metadata: dict) -> list[str]:
+    """The target and the scores per label kind; the baseline under each label rule."""
+    lines: list[str] = []
+    target, kinds, threshold = metadata.get("target"), metadata.get("per_kind"), metadata["threshold"]
+    if target and kinds:
+        lines += [
+            "",
+            f"## Label kinds (`{metadata['version']}`, threshold {threshold})",
+            "",
+            f"Target: {', '.join(f'`{k}`' for k in target['positive_kinds'])}. Training rows per kind: "
+            + ", ".join(f"{k} {v:,}" for k, v in target["rows_per_kind"].items())
+            + f"; {target['left_out']:,} labelled rows of other kinds left out of training and evaluation.",
+            "",
+            "| kind | target | rows | scope | predicted pool | share | score p10 | p50 | p90 |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for kind, k in kinds.items():
+            q = k["quantiles"]
+            lines.append(f"| {kind} | {'yes' if k['target'] else 'no'} | {k['rows']:,} | {k['scope']} "
+                         f"| {k['predicted_pool']:,} | {_f(k['share_predicted'], 3)} | {_f(q.get('p10'), 3)} "
+                         f"| {_f(q.get('p50'), 3)} | {_f(q.get('p90'), 3)} |")
+        lines += ["", "For the target's kinds the share predicted is the recall; for the unlabelled evaluation "
+                      "rows, the false-positive rate; for a kind left out, how often the model takes it for the target."]
+    rules = metadata.get("label_rules")
+    if rules:
+        lines += [
+            "",
+            "## Label rules (the baseline on the same time split)",
+            "",
+            "| rule | candidate | positives | evaluated on | rows | eval positives | PR-AUC | precision | recall "
+            "| recall @ 95 % precision |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        ]
+
+        def row(rule: dict, on: str, m: dict | None) -> str:
+            if m is None:
+                return f"| {rule['rule']} | {rule['candidate']} | {rule['positives']} | {on} | – | – | – | – | – | – |"
+            return (f"| {rule['rule']} | {rule['candidate']} | {rule['positives']} | {on} | {m['rows']:,} "
+                    f"| {m['positives']} | {_f(m['pr_auc'])} | {_f(m['precision'], 3)} | {_f(m['recall'], 3)} "
+                    f"| {_f(m['recall_at_95_precision'], 3)} |")
+
+        fixed = rules["fixed"]
+        lines.append(row(fixed, "its labels", fixed["metrics"]))
+        original = rules.get("original")
+        if original:
+            lines.append(row(original, "its labels", original["metrics"]))
+            lines.append(row(original, "the fixed target", original.get("on_fixed_target")))
+            if original.get("note"):
+                lines += ["", f"The original rule could not be fitted: {original['note']}."]
+    return lines
 
 
 def render_html(markdown: str, folder: Path) -> str:

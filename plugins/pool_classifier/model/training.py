@@ -109,6 +109,13 @@ class TrainConfig:
     profiles: ProfileConfig = ProfileConfig()
     drift: DriftConfig = DriftConfig()
     calibration: CalibrationConfig = CalibrationConfig()
+    # The training target: the label kinds that are positives (build_features' `label_kind`).
+    # Labelled addresses of the other kinds (by default the miners paid directly in coinbases)
+    # are neither positives nor negatives: left out of training and evaluation, reported apart.
+    positive_kinds: tuple[str, ...] = ("pool_wallet",)
+    # Also fit the baseline on the original's labels (tags only, ≥ 20 coinbase outputs, no
+    # kinds) on the same time split, for the report's "label rules" comparison (one more fit).
+    original_rule_variant: bool = True
 
 
 def _address_hash(addresses, seed: int) -> np.ndarray:
@@ -134,11 +141,19 @@ def prepare_rows(rows, where: str, ds: str, config: TrainConfig):
             f"{config.min_positives} are needed to train. Build more days, or lower --min-coinbase-outputs."
         )
     rows = rows.sort_values("address", kind="stable").reset_index(drop=True)
+    rows = select_target(rows, config)
+    positives = int(rows["label"].sum())
+    if positives < config.min_positives:
+        raise TrainingDataError(
+            f"only {positives} addresses of the target kinds {list(config.positive_kinds)} have features on {ds}; "
+            f"at least {config.min_positives} are needed to train. Build more days, or widen positive_kinds."
+        )
     if config.negatives_per_positive is not None:
-        negatives = np.flatnonzero(rows["label"].to_numpy() == 0)
+        negatives = np.flatnonzero((rows["label"].to_numpy() == 0) & ~rows[APART].to_numpy())
         keep = min(len(negatives), int(round(config.negatives_per_positive * positives)))
         order = np.argsort(_address_hash(rows["address"].iloc[negatives], config.seed + 1), kind="stable")
-        kept = np.sort(np.concatenate([np.flatnonzero(rows["label"].to_numpy() == 1), negatives[order[:keep]]]))
+        kept = np.sort(np.concatenate([np.flatnonzero((rows["label"].to_numpy() == 1) | rows[APART].to_numpy()),
+                                       negatives[order[:keep]]]))
         rows = rows.iloc[kept].reset_index(drop=True)
     return rows
 
@@ -197,6 +212,9 @@ def time_split(rows, config: TrainConfig) -> Split:
     cutoff_time, cutoff_tie = int(times[first_eval]), int(ties[first_eval])
     evaluate = _at_or_after(times, ties, cutoff_time, cutoff_tie)
     train = ~evaluate
+    if APART in rows.columns:  # labelled, but not of the target's kinds: neither trained on nor evaluated
+        apart = rows[APART].to_numpy(dtype=bool)
+        train, evaluate = train & ~apart, evaluate & ~apart
     info = {
         "key": key,
         "seed": config.seed,
@@ -391,7 +409,7 @@ def version_metadata(*, version: str, ds: str, best: Candidate, fitted: Candidat
             "training_set": training_set,
             "rows": int(len(rows)),
             "positives": int(len(positives)),
-            "negatives_sampled": int(len(rows) - len(positives)),
+            "negatives_sampled": int(len(rows) - len(positives) - int(rows[APART].sum() if APART in rows else 0)),
             "positives_per_pool": {
                 str(k): int(v) for k, v in positives["pool_name"].value_counts().sort_index().items()
             },
@@ -416,6 +434,8 @@ def version_metadata(*, version: str, ds: str, best: Candidate, fitted: Candidat
         },
         "profiles": profiles.summary(),
         "drift_reference": drift_reference(rows[split.train], FEATURE_COLUMNS, config.drift.bins),
+        "target": target_record(rows, config),
+        "label_rules": label_rules(rows, split, fitted, config),
         "git_commit": registry.git_commit(),
         "libraries": registry.library_versions(),
         "pickle_layout": registry.PICKLE_LAYOUT,
@@ -431,3 +451,114 @@ def config_record(config: TrainConfig) -> dict:
     return record
 
 
+
+
+# ------------------------------------------------------------------ the target and the label kinds
+
+# A training row labelled, but not of the target's kinds (prepare_rows adds it).
+APART = "_apart"
+# The kinds of a training set built before label kinds: every label was a coinbase or list label.
+UNKINDED = "unkinded"
+
+
+def select_target(rows, config: TrainConfig):
+    """The training target from the rows' `label_kind`: `label` 1 for the target's kinds; the
+    other labelled rows flagged `_apart` (label 0, left out of training and evaluation). A
+    training set without `label_kind` (built before the kinds) keeps its labels, all one kind."""
+    rows = rows.copy()
+    labelled = rows["label"].to_numpy() == 1
+    if "label_kind" not in rows.columns:
+        rows["label_kind"] = np.where(labelled, UNKINDED, None)
+        rows[APART] = False
+        return rows
+    kinds = rows["label_kind"].astype(object)
+    positive = labelled & kinds.isin(config.positive_kinds).to_numpy()
+    rows["label"] = positive.astype(int)
+    rows[APART] = labelled & ~positive
+    return rows
+
+
+def target_record(rows, config: TrainConfig) -> dict:
+    """What the model was trained to find, and how many rows of each kind the training set held."""
+    kinds = rows["label_kind"].where(rows["label_kind"].notna(), "unlabelled")
+    return {
+        "positive_kinds": list(config.positive_kinds),
+        "rows_per_kind": {str(k): int(v) for k, v in kinds.value_counts().sort_index().items()},
+        "left_out": int(rows[APART].sum()),
+    }
+
+
+def _score_summary(scores: np.ndarray, threshold: float) -> dict:
+    if len(scores) == 0:
+        return {"rows": 0, "predicted_pool": 0, "share_predicted": None, "quantiles": {}}
+    quantiles = {f"p{int(q * 100)}": float(np.quantile(scores, q)) for q in (0.1, 0.5, 0.9)}
+    predicted = int((scores >= threshold).sum())
+    return {"rows": int(len(scores)), "predicted_pool": predicted, "share_predicted": predicted / len(scores),
+            "quantiles": quantiles}
+
+
+def per_kind(model, candidate: Candidate, rows, split: Split, config: TrainConfig,
+             calibration: dict | None = None) -> dict:
+    """The model's scores per label kind, at its threshold: the target's kinds on the evaluation
+    rows (the share predicted is their recall), every other labelled kind on all its rows (none
+    was trained on), and the evaluation negatives (the share predicted is the false-positive rate).
+    With the version's `calibration` record (model/calibration.py): on its calibrated probability
+    at its chosen threshold, as the version decides; else on the raw score at config.threshold."""
+    from pool_classifier.model.calibration import probabilities
+
+    threshold = calibration["decision"]["threshold"] if calibration else config.threshold
+
+    def scored(mask):
+        return probabilities(model, calibration, features_matrix(rows[mask], candidate.features))
+
+    kinds = rows["label_kind"].astype(object).to_numpy()
+    apart = rows[APART].to_numpy(dtype=bool)
+    out = {}
+    for kind in sorted({k for k in kinds if isinstance(k, str)}):
+        of_kind = kinds == kind
+        held_apart = bool(apart[of_kind].any())
+        mask = of_kind if held_apart else of_kind & split.evaluate
+        out[kind] = {"target": not held_apart, "scope": "all rows" if held_apart else "evaluation rows",
+                     **_score_summary(scored(mask), threshold)}
+    negatives = split.evaluate & (rows["label"].to_numpy() == 0)
+    out["unlabelled"] = {"target": False, "scope": "evaluation rows",
+                         **_score_summary(scored(negatives), threshold)}
+    return out
+
+
+ORIGINAL_RULE = "original (tags only, ≥ 20 coinbase outputs, no kinds)"
+
+
+def label_rules(rows, split: Split, fitted: Candidates, config: TrainConfig) -> dict:
+    """The baseline under each label rule, on the same time split: the fixed labels (the run's
+    target; the baseline candidate's metrics), and, when the training set carries
+    `original_label`, the original's rule: the baseline fitted on its labels over the rows first
+    seen before the cut-off less the calibration slice, the fixed candidates' fitting rows
+    (coinbase miners included, they were positives then), evaluated on
+    the rows after it under its own labels and on the fixed target's evaluation rows."""
+    from pool_classifier.model.evaluation import classification_metrics
+
+    baseline = config.candidates[0]
+    rules = {"fixed": {"rule": f"fixed (positive kinds: {', '.join(config.positive_kinds)})",
+                       "positives": int(rows["label"].sum()), "candidate": baseline.name,
+                       "metrics": fitted.results[baseline.name]["metrics"]}}
+    if not config.original_rule_variant or "original_label" not in rows.columns:
+        return rules
+    original = rows.assign(label=rows["original_label"].astype(int))
+    after = unseen_by(rows, split.info)
+    # The rows the fixed candidates fit on: before the cut-off, less the calibration slice.
+    fit = ~after if split.calibrate is None else ~after & ~split.calibrate
+    labels = original["label"].to_numpy()
+    entry = {"rule": ORIGINAL_RULE, "positives": int(labels.sum()), "candidate": baseline.name,
+             "train_positives": int(labels[fit].sum())}
+    if labels[fit].sum() == 0 or labels[fit].sum() == fit.sum():
+        rules["original"] = {**entry, "metrics": None, "note": "no positives (or only positives) before the cut-off"}
+        return rules
+    model = fit_candidate(baseline, original, fit, config)
+    scores = predict_scores(model, features_matrix(rows, baseline.features))
+    entry["metrics"] = classification_metrics(labels[after], scores[after], config.threshold)
+    target = rows["label"].to_numpy()
+    entry["on_fixed_target"] = classification_metrics(target[split.evaluate], scores[split.evaluate],
+                                                      config.threshold)
+    rules["original"] = entry
+    return rules

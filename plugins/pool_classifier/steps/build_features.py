@@ -23,8 +23,18 @@ TASK_ID = "build_features"
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    # The original labelled an address a pool address from 20 coinbase outputs on...
+    # Labels (spark_jobs/build_features.py `address_labels`, README "Labels"). A pool pays its
+    # miners in the coinbase when its blocks have at least this many payout outputs on average
+    # over the history (commitments left out): wallet pools pay one to three addresses of their
+    # own per block (fee splits, rotation), direct pools (OCEAN, Eligius, Kano) tens to hundreds
+    # of miners. 5 lies between with room on both sides, and a mean is a sum: incremental.
+    miner_payout_min_outputs: float = 5.0
+    # A miner paid directly is labelled `coinbase_miner` from 20 coinbase outputs of one pool on,
+    # the original's threshold (fewer: a casual miner, left unlabelled)...
     min_coinbase_outputs: int = 20
+    # ...while a wallet pool's coinbase pays the pool itself: one output is the pool's word that
+    # the address is its own (`pool_wallet`). Between 1 and min_coinbase_outputs.
+    min_wallet_coinbase_outputs: int = 1
     # ...and took about 100 other addresses per pool address.
     negatives_per_positive: float = 100
     # Seeds the training sample: the same sample on every run.

@@ -64,7 +64,7 @@ _EXACT_FEATURES = frozenset({"total_tx_output_value", "total_tx_input_value"})
 _DOCS_SQL = """
     CREATE TEMP TABLE docs AS
     WITH pools AS (
-        SELECT address, list(struct_pack(pool_id, pool_name, label_source, coinbase_outputs) ORDER BY pool_id) AS pools
+        SELECT address, list(struct_pack(pool_id, pool_name, label_kind, label_source, coinbase_outputs) ORDER BY pool_id) AS pools
         FROM labels GROUP BY address),
     hist AS (
         SELECT address, list(struct_pack(day := CAST(day AS VARCHAR), score, label, model_version) ORDER BY day)
@@ -222,7 +222,7 @@ def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: s
             FROM latest_scored ORDER BY address""")
         con.execute(f"""
             CREATE TABLE labels AS
-            SELECT address, pool_id, pool_name, coinbase_outputs, label_source
+            SELECT address, pool_id, pool_name, coinbase_outputs, label_source, label_kind
             FROM read_parquet({_sql_list(labels)}, hive_partitioning = false) ORDER BY address, pool_id""")
         in_docs = index == "sharded"  # the history goes into the documents (the DuckDB file stays small)
         con.execute(_DOCS_SQL.format(history_in_docs=str(in_docs).lower(),

@@ -31,6 +31,7 @@ from pool_classifier.model.training import (
     decide,
     explain,
     fit_candidates,
+    per_kind,
     prepare_rows,
     time_split,
     version_metadata,
@@ -115,7 +116,8 @@ def train_model(target: Target, ds: str, config: TrainConfig = TrainConfig()) ->
         importance_rows=importance_rows, profiles=profiles, config=config,
     )
     # The version decides on its calibrated probability, at the threshold chosen for the target precision.
-    metadata.update(threshold=calibrated["decision"]["threshold"], metrics=calibrated_metrics, calibration=calibrated)
+    metadata.update(threshold=calibrated["decision"]["threshold"], metrics=calibrated_metrics, calibration=calibrated,
+                    per_kind=per_kind(model, best, rows, split, config, calibrated))
     log.info("%s: %s", version, calibration.summary_line(metadata))
     path = _save(target, ds, version, model, profiles, metadata, rows, split, fitted, champion_curves,
                  {"version": version, "pr_auc": challenger_pr_auc, "reason": reason} if promoted else None)
