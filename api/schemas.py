@@ -29,7 +29,8 @@ class Lineage(BaseModel):
     snapshot_day: str = Field(description="The day of the serving snapshot that answered")
     snapshot_version: str = Field(description="Its immutable version (serving/dt=<day>/v=<version>/)")
     data_since: str = Field(description="The first scored day of the data")
-    pools_sha256: str = Field(description="sha256 of include/pools/pools-v2.json, which labelled the blocks")
+    pools_sha256: str | None = Field(description="sha256 of the pools list (include/pools/pools-v2.json) that labelled "
+                                     "the day, as its address_labels record it; null for labels older than the record")
     watermark: Watermark
 
 

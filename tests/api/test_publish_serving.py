@@ -200,3 +200,22 @@ def test_a_snapshot_of_days_before_contributions_has_none(tmp_path):
     assert meta["has_contributions"] is False
     doc = _docs(bucket, DAYS[0]).get(truth.addresses[0], json.loads)
     assert doc["score"] is not None and doc["contributions"] is None and doc["explanation"] is None
+
+def test_the_pools_list_of_the_lineage_is_the_one_the_labels_record(tmp_path):
+    """The snapshot names the list that labelled the day (its address_labels' pools_sha256), not
+    whatever list this machine holds; labels older than the record give none; two lists in one
+    day's labels are an error naming them."""
+    con = duckdb.connect()
+
+    def labels(name: str, select: str) -> list[str]:
+        path = tmp_path / f"{name}.parquet"
+        con.execute(f"COPY (SELECT * FROM ({select})) TO '{path}' (FORMAT parquet)")
+        return [str(path)]
+
+    other = hashlib.sha256(b"another list").hexdigest()
+    one = labels("one", f"SELECT 'a' || i AS address, '{other}' AS pools_sha256 FROM range(3) t(i)")
+    assert publish_serving.pools_sha256(con, one) == other
+    assert publish_serving.pools_sha256(con, labels("old", "SELECT 'a' AS address")) is None
+    two = labels("two", f"SELECT * FROM (VALUES ('a', '{other}'), ('b', 'x')) t(address, pools_sha256)")
+    with pytest.raises(publish_serving.DataError, match="2 pools lists"):
+        publish_serving.pools_sha256(con, two)

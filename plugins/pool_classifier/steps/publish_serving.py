@@ -24,7 +24,6 @@ a bucket scored before the API existed):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import shutil
@@ -34,6 +33,7 @@ import time
 from pathlib import Path
 
 from pool_classifier import datasets
+from pool_classifier.errors import DataError
 from pool_classifier.io import atomic, doc_index, sharded_index, versioned
 from pool_classifier.model import registry
 from pool_classifier.model.feature_spec import FEATURE_COLUMNS
@@ -101,9 +101,19 @@ def _day_files(location: str, what: str) -> list[str]:
     return atomic.files_or_fail(location, what)
 
 
-def pools_sha256() -> str:
-    """sha256 of include/pools/pools-v2.json: which pools list labelled the blocks."""
-    return hashlib.sha256(datasets.POOLS_FILE.read_bytes()).hexdigest()
+def pools_sha256(con, labels: list[str]) -> str | None:
+    """The sha256 of the pools list that labelled the day, as its address_labels record it
+    (build_features); None for labels written before they did."""
+    columns = {r[0] for r in con.execute(
+        f"DESCRIBE SELECT * FROM read_parquet({_sql_list(labels)}, hive_partitioning = false)").fetchall()}
+    if "pools_sha256" not in columns:
+        return None
+    found = [v for v, in con.execute(
+        f"SELECT DISTINCT pools_sha256 FROM read_parquet({_sql_list(labels)}, hive_partitioning = false)").fetchall()]
+    if len(found) != 1:
+        raise DataError(f"the address labels of the day name {len(found)} pools lists ({found}): "
+                        "one day's labels come from one list")
+    return found[0]
 
 
 def _threshold(metadata: dict) -> float:
@@ -297,7 +307,7 @@ def build_snapshot(target: Target, ds: str, out: Path, write_docs=None, index: s
             "thresholds": thresholds,
             "decisions": decisions,
             "raw_outputs": raw_outputs,
-            "pools_sha256": pools_sha256(),
+            "pools_sha256": pools_sha256(con, labels),
             "watermark": {"block_number": top[0] if top else None,
                           "block_time": top[1].isoformat() + "+00:00" if top else None},
             "has_contributions": has_contrib,
