@@ -292,7 +292,7 @@ def pool_addresses(pools: DataFrame) -> DataFrame:
     )
 
 
-ATTRIBUTION_SCHEMA = "block_hash string, pool_id long, pool_name string, matched_by string"
+ATTRIBUTION_SCHEMA = "block_hash string, pool_id long, pool_name string, matched_by string, tag_pool_id long"
 
 
 def _attribute_batches(data: bytes, source: str):
@@ -303,13 +303,16 @@ def _attribute_batches(data: bytes, source: str):
 
         pools = PoolsList.from_bytes(data, source)
         for batch in batches:
+            params = batch["coinbase_param"]
             got = [pools.attribute(param, () if addresses is None else addresses)
-                   for param, addresses in zip(batch["coinbase_param"], batch["addresses"])]
+                   for param, addresses in zip(params, batch["addresses"])]
+            by_tags = [pools.tag_pool(param) for param in params]
             yield pd.DataFrame({
                 "block_hash": batch["block_hash"],
                 "pool_id": pd.array([a.pool_id for a in got], dtype="Int64"),
                 "pool_name": [a.pool_name for a in got],
                 "matched_by": [a.matched_by for a in got],
+                "tag_pool_id": pd.array([p.id if p else None for p in by_tags], dtype="Int64"),
             })
 
     return attribute
@@ -318,7 +321,8 @@ def _attribute_batches(data: bytes, source: str):
 def attribute_blocks(blocks: DataFrame, coinbase_outputs: DataFrame, pools: PoolsList) -> DataFrame:
     """Each block with its pool, by `pool_classifier.attribution` (the pools list's own rule:
     pools in file order, payout addresses before tags, tags as case-insensitive regexes), keyed
-    by block hash; `pools_sha256` names the list.
+    by block hash; `pools_sha256` names the list. `tag_pool_id`: the pool its tags alone name
+    (the original's tags-only rule, for its label-rule variant; not written: `BLOCK_POOLS_COLUMNS`).
 
     `coinbase_outputs`: (block_hash, address) of the coinbase transactions' outputs.
     """
@@ -336,7 +340,13 @@ def attribute_blocks(blocks: DataFrame, coinbase_outputs: DataFrame, pools: Pool
         "pool_name",
         "matched_by",
         F.lit(pools.sha256).alias("pools_sha256"),
+        "tag_pool_id",
     )
+
+
+# What features/block_pools holds (attribute_blocks' columns less the variant's tag_pool_id).
+BLOCK_POOLS_COLUMNS = ("block_hash", "block_number", "block_timestamp", "pool_id", "pool_name", "matched_by",
+                       "pools_sha256")
 
 
 # Coinbase outputs that pay someone: addressed, with value, not a commitment (the witness
@@ -368,7 +378,7 @@ def coinbase_receipts(block_pools: DataFrame, payouts: DataFrame) -> DataFrame:
 
     One row per (address, pool) paid by the pool's blocks: `coinbase_outputs` (payout
     outputs), `coinbase_blocks` (blocks), `coinbase_value` (satoshi), `tagged_outputs` (outputs
-    of the blocks matched by tag, the original rule's count). And one row per pool with
+    of the blocks whose tags alone name the pool: the original's tags-only rule's count). And one row per pool with
     `address` NULL: the same tallies over all its blocks (`coinbase_blocks` counts every
     attributed block, even one paying no address), from which its payout style is decided.
     Every tally is a sum over blocks, so a day's rows add to the history's (`merge_receipts`)
@@ -376,7 +386,8 @@ def coinbase_receipts(block_pools: DataFrame, payouts: DataFrame) -> DataFrame:
     `payouts`: `coinbase_payouts` of the coinbase outputs.
     """
     attributed = block_pools.where(F.col("pool_id").isNotNull()).select(
-        "block_hash", "pool_id", "pool_name", (F.col("matched_by") == "tag").alias("_tagged")
+        "block_hash", "pool_id", "pool_name",
+        F.coalesce(F.col("tag_pool_id") == F.col("pool_id"), F.lit(False)).alias("_tagged")
     )
     paid = payouts.join(attributed, "block_hash")
     per_address = paid.groupBy("address", "pool_id", "pool_name").agg(
@@ -867,7 +878,7 @@ def label_the_day(spark, where, ds, day_before, outputs, blocks, pools, args) ->
     coinbase_outputs = coinbase.select("block_hash", "address")
     block_pools = attribute_blocks(blocks, coinbase_outputs, pools).cache()
     block_meta: dict = {"pools_sha256": pools.sha256}
-    n_blocks = write_table(spark, block_pools, datasets.features_dir(where, "block_pools", ds), ["block_number"],
+    n_blocks = write_table(spark, block_pools.select(*BLOCK_POOLS_COLUMNS), datasets.features_dir(where, "block_pools", ds), ["block_number"],
                            meta=block_meta, observe={"attributed": F.count("pool_id")})
     receipts = coinbase_receipts(block_pools, coinbase_payouts(coinbase))
     previous = previous_receipts(spark, where, day_before)

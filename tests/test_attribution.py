@@ -57,6 +57,14 @@ def test_across_pools_the_earlier_pool_wins_whatever_matched_it():
     assert pl.attribute(hexof(b"xx"), ["1x", "1Second"]) == Attribution(2, "Second", "address")
 
 
+def test_tag_pool_is_what_the_tags_alone_name_whatever_the_outputs():
+    pl = pools((1, "First", ["1First"], ["/first/"]), (2, "Second", ["1Second"], ["/second/"]))
+    assert pl.attribute(hexof(b"/second/"), ["1First"]).pool_id == 1  # the list's rule: address first
+    assert pl.tag_pool(hexof(b"/second/")).id == 2  # tags only (the original's rule)
+    assert pl.tag_pool(hexof(b"/first/ /second/")).id == 1  # file order among tags
+    assert pl.tag_pool(hexof(b"nothing")) is None and pl.tag_pool(None) is None
+
+
 def test_addresses_are_exact_and_multisig_parts_count():
     pl = pools((1, "A", ["1Aaddr", "bc1qabc"], []))
     assert pl.attribute(None, ["1aaddr"]).matched_by == "none"  # base58 is case-sensitive

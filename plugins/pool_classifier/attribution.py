@@ -244,6 +244,18 @@ class PoolsList:
             return Attribution(pool.id, pool.name, "address")
         return NONE
 
+    def tag_pool(self, coinbase_param: str | None) -> Pool | None:
+        """The pool the script's tags alone name (the first in file order), whatever the outputs:
+        the original classifier's rule attributed by tags only (its label-rule variant)."""
+        text = script_text(coinbase_param)
+        if text:
+            folded = text.lower()
+            for index, regex, literal in self._tags:
+                if literal in folded and regex.search(text):
+                    return self.pools[index]
+        return None
+
+
 def _pool(entry: object, n: int, source: str) -> Pool:
     where = f"pools list {source}: entry {n}"
     if not isinstance(entry, dict):

@@ -181,7 +181,8 @@ def test_attribution_by_tag_case_insensitive_and_byte_aligned(spark, pools_list)
         BLOCK_COLS,
     )
     coinbase = spark.createDataFrame([("h3", foundry_address), ("h2", "1someoneelse")], COINBASE_COLS)
-    written = job.attribute_blocks(blocks, coinbase, pools_list)
+    attributed = job.attribute_blocks(blocks, coinbase, pools_list)
+    written = attributed.select(*job.BLOCK_POOLS_COLUMNS)
     got = {r["block_number"]: r for r in written.collect()}
     assert (got[1]["pool_name"], got[1]["matched_by"]) == ("AntPool", "tag")
     assert (got[2]["pool_name"], got[2]["matched_by"]) == (None, "none")
@@ -190,6 +191,9 @@ def test_attribution_by_tag_case_insensitive_and_byte_aligned(spark, pools_list)
     assert {r["pools_sha256"] for r in got.values()} == {hashlib.sha256(POOLS_FILE.read_bytes()).hexdigest()}
     assert written.columns == ["block_hash", "block_number", "block_timestamp", "pool_id", "pool_name",
                                "matched_by", "pools_sha256"]
+    # What the tags alone say (the original rule's attribution): block 3 pays Foundry but has no tag.
+    tags_only = {r["block_number"]: r["tag_pool_id"] for r in attributed.collect()}
+    assert tags_only == {1: got[1]["pool_id"], 2: None, 3: None, 4: None}
 
 
 def test_attribution_keys_by_block_hash_and_follows_the_lists_order(spark, pools_list):

@@ -18,7 +18,7 @@ DIRECT, WALLET = (9001, "DirectPool"), (9002, "WalletPool")
 ANTPOOL_LISTED = "12dRugNcdxK39288NjcDV4GX7rMsKCGn6B"  # AntPool (id 44) in include/pools/pools-v2.json
 FEE = "15kiNKfDWsq7UsPg87UwxA8rVvWAjzRkYS"  # another AntPool address, here a direct pool's fee output
 BLOCK_COLS = ("block_hash string, block_number long, block_timestamp timestamp, pool_id long, "
-              "pool_name string, matched_by string")
+              "pool_name string, matched_by string, tag_pool_id long")
 COINBASE_COLS = "block_hash string, output_type string, address string, value long"
 
 
@@ -30,7 +30,8 @@ def pools(spark):
 def _blocks(spark, rows):
     return spark.createDataFrame(
         [(f"h{n}", n, dt.datetime.fromtimestamp(MARCH_S + n, tz=UTC), pool[0] if pool else None,
-          pool[1] if pool else None, matched) for n, pool, matched in rows], BLOCK_COLS)
+          pool[1] if pool else None, matched, pool[0] if pool and matched == "tag" else None)
+         for n, pool, matched in rows], BLOCK_COLS)
 
 
 def _commitment(block):
@@ -115,6 +116,21 @@ def test_a_wallet_pools_receivers_are_pool_wallets(day1_labels):
     # Matched by payout address, not by tag: the original rule would not label them.
     assert w1["original_rule"] is False and w2["original_rule"] is False
     assert not [a for a in day1_labels if a.startswith(("nonstandard", "opreturn"))]
+
+
+def test_the_original_rule_counts_the_blocks_its_tags_alone_name(spark, pools):
+    """The original attributed by tags only: a block the list's rule matches by payout address
+    counts for it when its tags name the same pool too, not when they name another or none."""
+    rows = [(f"h{n}", n, dt.datetime.fromtimestamp(MARCH_S + n, tz=UTC), WALLET[0], WALLET[1], "address", tag)
+            for n, tag in ((1, WALLET[0]), (2, WALLET[0]), (3, DIRECT[0]), (4, None))]
+    blocks = spark.createDataFrame(rows, BLOCK_COLS)
+    coinbase = _coinbase(spark, [(n, "pubkeyhash", "W9", 100) for n in (1, 2, 3, 4)])
+    receipts = {r["address"]: r for r in job.coinbase_receipts(blocks, job.coinbase_payouts(coinbase)).collect()}
+    assert (receipts["W9"]["coinbase_outputs"], receipts["W9"]["tagged_outputs"]) == (4, 2)
+    labels = _labels(job.coinbase_receipts(blocks, job.coinbase_payouts(coinbase)), pools, min_coinbase_outputs=2)
+    assert labels["W9"]["original_rule"] is True
+    assert _labels(job.coinbase_receipts(blocks, job.coinbase_payouts(coinbase)), pools,
+                   min_coinbase_outputs=3)["W9"]["original_rule"] is False
 
 
 def test_a_listed_address_is_always_a_pool_wallet(day1_labels, pools):

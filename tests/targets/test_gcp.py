@@ -17,14 +17,14 @@ def table_columns(table: str) -> dict[str, str]:
 
 def test_block_pools_table_has_the_columns_and_types_the_features_job_writes(spark):
     from pool_classifier.attribution import PoolsList
-    from spark_jobs.build_features import attribute_blocks
+    from spark_jobs.build_features import BLOCK_POOLS_COLUMNS, attribute_blocks
 
     blocks = spark.createDataFrame(
         [("00ab", 840000, dt.datetime(2024, 4, 20, 0, 9, 27), "2f736c7573682f")],  # "/slush/"
         "block_hash string, block_number long, block_timestamp timestamp, coinbase_param string",
     )
     coinbase_outputs = spark.createDataFrame([("00ab", "1someone")], "block_hash string, address string")
-    written = attribute_blocks(blocks, coinbase_outputs, PoolsList.load(POOLS_FILE))
+    written = attribute_blocks(blocks, coinbase_outputs, PoolsList.load(POOLS_FILE)).select(*BLOCK_POOLS_COLUMNS)
     # names, order and types: a BigQuery load maps Parquet columns by name, the schema file by order
     assert [(f.name, SPARK_TO_BIGQUERY[f.dataType.simpleString()]) for f in written.schema.fields] == list(
         table_columns("block_pools").items())
