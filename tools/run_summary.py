@@ -146,6 +146,17 @@ def training_summary(target: Target, ds: str) -> dict:
     }
 
 
+def attribution_summary(block_pools: str) -> dict:
+    """The day's blocks per `matched_by`, and the pools list(s) its attribution used, as
+    build_features recorded them (`pools_sha256` of features/block_pools)."""
+    import duckdb
+
+    source = atomic.duckdb_source(block_pools)
+    matched = duckdb.execute(f"SELECT matched_by, count(*) FROM {source} GROUP BY 1 ORDER BY 1").fetchall()
+    shas = [v for v, in duckdb.execute(f"SELECT DISTINCT pools_sha256 FROM {source} ORDER BY 1").fetchall()]
+    return {"blocks_matched_by": ", ".join(f"{m} {n}" for m, n in matched), "pools_sha256": ", ".join(shas)}
+
+
 def summarize(target: Target, ds: str) -> dict:
     import duckdb
 
@@ -180,6 +191,7 @@ def summarize(target: Target, ds: str) -> dict:
         "blocks": scalar("SELECT count(*) FROM {p}", blocks_dir),
         "transactions": scalar("SELECT count(DISTINCT transaction_hash) FROM {p}", outputs_dir),
         "blocks_attributed": scalar("SELECT count(*) FROM {p} WHERE pool_id IS NOT NULL", block_pools),
+        **attribution_summary(block_pools),
         "addresses_featured": scalar("SELECT count(*) FROM {p}", features),
         # The state's manifest counts its addresses (its layers repeat the addresses active again).
         "addresses_in_state": versioned.read_pointer(versioned.LocalFS(), datasets.state_dir(
@@ -298,7 +310,9 @@ def render_labels(by_pool: dict, totals: dict) -> list[str]:
 def render(summary: dict) -> str:
     lines = [
         f"== mining_pool_classifier run for {summary['day']} ==",
-        f"blocks                {summary['blocks']} ({summary['blocks_attributed']} attributed to a pool)",
+        f"blocks                {summary['blocks']} ({summary['blocks_attributed']} attributed to a pool; "
+        f"matched by {summary['blocks_matched_by']})",
+        f"pools list sha256     {summary['pools_sha256']}  (include/pools/pools-v2.json as the day's attribution read it)",
         f"transactions          {summary['transactions']}",
         f"addresses featured    {summary['addresses_featured']} active on the day "
         f"(of {summary['addresses_in_state']} in the history)",

@@ -73,3 +73,13 @@ def test_training_lines_show_the_target_the_kinds_and_the_label_rules():
     assert "coinbase_miner       3 of 12 all rows (0.250)" in text
     assert "champion decision     score >= 0.8020 (sigmoid): precision 0.960, recall 0.810" in text
     assert "original (tags only): 52 positives" in text and "PR-AUC 0.5000" in text
+
+
+def test_the_blocks_per_match_and_the_pools_list_of_the_day(tmp_path):
+    folder = tmp_path / "block_pools"
+    table = pa.table({"block_hash": ["h1", "h2", "h3", "h4"], "matched_by": ["tag", "address", "tag", "none"],
+                      "pools_sha256": ["ab" * 32] * 4})
+    with atomic.write_dir(folder) as tmp:
+        pq.write_table(table, tmp / "part-00000.parquet")
+    assert run_summary.attribution_summary(str(folder)) == {"blocks_matched_by": "address 1, none 1, tag 2",
+                                                            "pools_sha256": "ab" * 32}
