@@ -15,8 +15,10 @@ run: setup
 	@scripts/run_local.sh
 
 ## Run every test: pytest (policy, SQL, Spark, model, gcp rendering, reliability, `airflow
-## dags test` end to end), then the end-to-end check through Airflow's scheduler, REST API and UI.
-test: unit e2e
+## dags test` end to end) and, side by side, the end-to-end check through Airflow's scheduler,
+## REST API and UI (scripts/test_all.sh).
+test: setup
+	@scripts/test_all.sh
 
 ## pytest only (the reliability scenarios included: they play in background lanes meanwhile);
 ## Chromium first when it can be installed (the API's page tests; they skip without it).

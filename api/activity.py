@@ -121,10 +121,11 @@ def activity(loaded: dict | None, hours: int, now: dt.datetime | None = None, la
         p["rank"], p["share"] = rank, p["blockCount"] / total
     unknown = pools.get(-1, {}).get("blockCount", 0)
     age = newest_block["ageSeconds"] if newest_block else None
-    if total == 0:
-        status, detail = "empty", f"no block in the {hours} h up to {_iso(last + dt.timedelta(hours=1))}"
-    elif age is not None and age > STALE_AFTER_SECONDS:
+    # Stale first: a source stalled for longer than the window must not read as a quiet "empty".
+    if age is not None and age > STALE_AFTER_SECONDS:
         status, detail = "stale", f"the newest block is {_age(age)} old: the hourly data has not moved since"
+    elif total == 0:
+        status, detail = "empty", f"no block in the {hours} h up to {_iso(last + dt.timedelta(hours=1))}"
     else:
         status, detail = "ok", f"{total} blocks in the {hours} h up to {_iso(last + dt.timedelta(hours=1))}"
     return {"status": status, "detail": detail, "hours": hours,

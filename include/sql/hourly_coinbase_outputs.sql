@@ -5,6 +5,7 @@
 -- would bill the month's `is_coinbase`, `block_number`, `block_timestamp`, `outputs.addresses`,
 -- `outputs.value` so far (~1.1 GB on an average day, every hour: docs/gcp.md, "The hourly DAG").
 SELECT
+  t.block_hash,
   t.block_number,
   o.index AS output_index,
   ARRAY_TO_STRING(o.addresses, ',') AS address,

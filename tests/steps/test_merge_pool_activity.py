@@ -156,6 +156,7 @@ def test_no_blocks_in_the_window_records_empty_hours_not_a_failure(target):
 @pytest.mark.parametrize("kwargs, message", [
     ({"hour": "yesterday"}, "hour='yesterday' is not an hour"),
     ({"hour": "2024-03-01T12", "window_hours": 1}, "window_hours=1: give 2 to 48"),
+    ({"hour": "2999-01-01T00"}, "hour=2999-01-01T00 has not begun"),
 ])
 def test_bad_input_is_refused_by_name(target, kwargs, message):
     with pytest.raises(merge.ActivityRequestError, match=message):
@@ -214,3 +215,20 @@ def test_the_table_on_the_real_tagged_blocks(real_tagged):
     # the pools these blocks carry in their coinbase text (tag) or pay (address), as read by eye
     assert {"BTC Guild", "Braiins Pool", "KnCMiner", "AntPool", "BTCC", "F2Pool", "BTC.com", "BTC.TOP"} <= named, named
     assert seen[363703] == "AntPool" and seen[277647] == "BTC Guild" and seen[25000] == merge.UNKNOWN_POOL_NAME
+
+
+def test_a_stale_block_at_the_main_blocks_height_keeps_its_own_coinbase():
+    """Outputs are keyed by block hash: two blocks of one height are attributed and charged fees
+    from their own coinbases only."""
+    pools = attribution.PoolsList.load(datasets.POOLS_FILE)
+    foundry = "12KKDt4Mj7N5UAkQMN7LtPZMayenXHa8KL"  # a Foundry USA payout address of the list
+    when = dt.datetime(2024, 3, 1, 12, 5, tzinfo=dt.timezone.utc)
+    blocks = [{"block_hash": h, "block_number": 840_000, "block_timestamp": when, "coinbase_param": "00",
+               "transaction_count": 1} for h in ("main", "stale")]
+    outputs = [{"block_hash": "main", "block_number": 840_000, "output_index": 0, "address": foundry,
+                "value": 312_500_000 + 1_000},
+               {"block_hash": "stale", "block_number": 840_000, "output_index": 0, "address": "1nobody",
+                "value": 312_500_000 + 7}]
+    got = {r["block_hash"]: r for r in merge.attribute_blocks(blocks, outputs, pools)}
+    assert (got["main"]["pool_name"], got["main"]["matched_by"], got["main"]["fees"]) == ("Foundry USA", "address", 1_000)
+    assert (got["stale"]["pool_id"], got["stale"]["matched_by"], got["stale"]["fees"]) == (-1, "none", 7)  # unknown

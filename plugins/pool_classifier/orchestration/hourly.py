@@ -37,15 +37,17 @@ and two small files, and picks a new version up without a restart."""
 
 
 def run_hour(ctx: dict) -> dt.datetime:
-    """The run's hour: the form's `hour` when given, else the hour of the logical date (a manual
-    run without one: the hour it was triggered)."""
+    """The run's hour: the form's `hour` when given, else the last complete hour before the run's
+    logical date (a manual run without one: before it was triggered). Airflow 3's `@hourly` is a
+    trigger timetable: the 13:00 run has logical date 13:00, when hour 12 has just ended, so the
+    run rewrites hours 10–12 (window 3), never the hour that has only begun."""
     from pool_classifier.steps.merge_pool_activity import parse_hour
 
     asked = (ctx.get("params") or {}).get("hour")
     if asked:
         return parse_hour(str(asked))
     moment = ctx.get("logical_date") or ctx["dag_run"].run_after
-    return parse_hour(moment.isoformat())
+    return parse_hour(moment.isoformat()) - dt.timedelta(hours=1)
 
 
 class HourlyTasks(abc.ABC):

@@ -146,12 +146,14 @@ def subsidy(height: int) -> int:
 def attribute_blocks(blocks: list[dict], outputs: list[dict] | None, pools) -> list[dict]:
     """Each block with its pool (`pools`: an `attribution.PoolsList`), the hour it belongs to, its
     transactions and, when the coinbase outputs were read, its fees. Sorted by height."""
-    by_block: dict[int, list[dict]] = {}
+    # Keyed by block hash (as the daily job): a stale block beside the main one at its height has
+    # its own coinbase.
+    by_block: dict[str, list[dict]] = {}
     for out in outputs or ():
-        by_block.setdefault(out["block_number"], []).append(out)
+        by_block.setdefault(out["block_hash"], []).append(out)
     rows = []
     for block in sorted(blocks, key=lambda b: (b["block_number"], b["block_hash"])):
-        paid = sorted(by_block.get(block["block_number"], ()), key=lambda o: o["output_index"])
+        paid = sorted(by_block.get(block["block_hash"], ()), key=lambda o: o["output_index"])
         found = pools.attribute(block["coinbase_param"], [o["address"] for o in paid])
         when = _utc(block["block_timestamp"])
         fees = None
@@ -261,6 +263,11 @@ def merge_pool_activity(target: Target, hour: dt.datetime | str, window_hours: i
     from pool_classifier.io import versioned
 
     hour = parse_hour(hour) if isinstance(hour, str) else parse_hour(hour.isoformat())
+    now = parse_hour(dt.datetime.now(dt.timezone.utc).isoformat())
+    if hour > now:
+        # A future hour's empty version would become the newest hour and end the dashboard's window.
+        raise ActivityRequestError(f"hour={hour_name(hour)} has not begun (now {hour_name(now)} UTC): "
+                                   "give a past hour")
     hours = window(hour, window_hours)
     source = source or WarehouseSource(target.warehouse)
     pools = pools or attribution.PoolsList.load(datasets.POOLS_FILE)

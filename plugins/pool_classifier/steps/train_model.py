@@ -25,6 +25,7 @@ from pool_classifier import datasets
 from pool_classifier.io import atomic
 from pool_classifier.model import calibration, registry
 from pool_classifier.model.training import (
+    APART,
     TrainConfig,
     TrainingDataError,
     compare_with_champion,
@@ -77,7 +78,10 @@ def negative_weight(target: Target, ds: str, rows) -> tuple[float, str]:
                     "(its negatives a sample: the probabilities overstate a pool's)", location)
         return 1.0, "training set"
     positives = int(rows["label"].sum())
-    weight = calibration.negative_weight(len(rows) - positives, int(addresses) - positives)
+    # Labelled rows of other kinds (coinbase miners) are neither sampled negatives nor negatives
+    # of the population: every one of them is in the training set, none is ever calibrated on.
+    apart = int(rows[APART].sum()) if APART in rows.columns else 0
+    weight = calibration.negative_weight(len(rows) - positives - apart, int(addresses) - positives - apart)
     return weight, f"address state of {ds} ({int(addresses):,} addresses)"
 
 
