@@ -58,7 +58,10 @@ SESSION_SETTINGS = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BA
 
 
 def with_known_pool(features: DataFrame, labels: DataFrame) -> DataFrame:
-    """Features plus `known_pool`: the address is labelled (coinbases or the pools list)."""
+    """Features plus `known_pool`: the address is a labelled pool wallet (coinbases or the pools
+    list); a coinbase miner (`label_kind`) is labelled, but not a pool's wallet."""
+    if "label_kind" in labels.columns:
+        labels = labels.where(F.col("label_kind") == "pool_wallet")
     known = labels.select("address").distinct().withColumn("known_pool", F.lit(True))
     return features.join(known, "address", "left").withColumn("known_pool", F.coalesce("known_pool", F.lit(False)))
 

@@ -153,8 +153,11 @@ def attribution_summary(block_pools: str) -> dict:
 
     source = atomic.duckdb_source(block_pools)
     matched = duckdb.execute(f"SELECT matched_by, count(*) FROM {source} GROUP BY 1 ORDER BY 1").fetchall()
-    shas = [v for v, in duckdb.execute(f"SELECT DISTINCT pools_sha256 FROM {source} ORDER BY 1").fetchall()]
-    return {"blocks_matched_by": ", ".join(f"{m} {n}" for m, n in matched), "pools_sha256": ", ".join(shas)}
+    columns = {r[0] for r in duckdb.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    shas = [v for v, in duckdb.execute(f"SELECT DISTINCT pools_sha256 FROM {source} WHERE pools_sha256 IS NOT NULL "
+                                       "ORDER BY 1").fetchall()] if "pools_sha256" in columns else []
+    return {"blocks_matched_by": ", ".join(f"{m} {n}" for m, n in matched),
+            "pools_sha256": ", ".join(shas) or "(not recorded: block pools written before the record)"}
 
 
 def summarize(target: Target, ds: str) -> dict:

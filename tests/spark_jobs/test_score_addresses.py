@@ -172,3 +172,13 @@ def test_far_drift_fails_the_run_naming_the_features_and_writes_no_predictions(l
     assert not atomic.exists(datasets.predictions_dir(local_target, DS))
     report = score_addresses.read_drift(local_target, DS)
     assert report["status"] == "fail" and report["fail"] == ["stddev_tx_input_value"]
+
+
+def test_a_known_pool_is_a_labelled_pool_wallet_not_a_coinbase_miner(spark):
+    features = spark.createDataFrame([("W",), ("M",), ("U",)], "address string")
+    labels = spark.createDataFrame([("W", "pool_wallet"), ("M", "coinbase_miner")], "address string, label_kind string")
+    known = {r["address"]: r["known_pool"] for r in job.with_known_pool(features, labels).collect()}
+    assert known == {"W": True, "M": False, "U": False}
+    # labels written before the kinds: every labelled address is a pool's
+    unkinded = {r["address"]: r["known_pool"] for r in job.with_known_pool(features, labels.drop("label_kind")).collect()}
+    assert unkinded == {"W": True, "M": True, "U": False}

@@ -83,3 +83,8 @@ def test_the_blocks_per_match_and_the_pools_list_of_the_day(tmp_path):
         pq.write_table(table, tmp / "part-00000.parquet")
     assert run_summary.attribution_summary(str(folder)) == {"blocks_matched_by": "address 1, none 1, tag 2",
                                                             "pools_sha256": "ab" * 32}
+
+    old = tmp_path / "old_block_pools"
+    with atomic.write_dir(old) as tmp:
+        pq.write_table(table.drop(["pools_sha256"]), tmp / "part-00000.parquet")
+    assert run_summary.attribution_summary(str(old))["pools_sha256"].startswith("(not recorded")

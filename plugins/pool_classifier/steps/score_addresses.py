@@ -56,7 +56,9 @@ def score_in_process(target: Target, ds: str, model_version: str | None = None, 
     version = registry.load_version(target, model_version or registry.champion_version(target, ds))
     features = atomic.read_frame(datasets.features_dir(target, "address_features", ds))
     check_features(version.metadata, features.columns, ds)
-    labels = atomic.read_frame(datasets.features_dir(target, "address_labels", ds), columns=["address"])
+    labels = atomic.read_frame(datasets.features_dir(target, "address_labels", ds))
+    if "label_kind" in labels.columns:  # a pool wallet is a known pool; a coinbase miner is not
+        labels = labels[labels["label_kind"] == "pool_wallet"]
     features = features.sort_values("address", kind="stable").reset_index(drop=True)
     features["known_pool"] = features["address"].isin(set(labels["address"]))
     return score_batch(version, features[["address", *model_inputs(version.metadata), "known_pool"]], ds, top_k)
