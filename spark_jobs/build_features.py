@@ -459,8 +459,9 @@ def address_labels(receipts: DataFrame, pools: DataFrame, min_coinbase_outputs: 
                    min_wallet_coinbase_outputs: int = 1, miner_payout_min_outputs: float = 5.0) -> DataFrame:
     """Labelled addresses, each with its kind and the evidence.
 
-    Each address paid by coinbases is labelled for the pool that paid it most often (then the
-    lowest pool id), according to how that pool pays (`pool_payout_styles`):
+    Each (address, pool) of the receipts is judged by how that pool pays (`pool_payout_styles`);
+    an address is labelled for the pool that paid it most often (then the lowest pool id) among
+    those whose rule labels it:
 
     * a pool that pays from a wallet: its coinbases pay the pool itself, so an address paid by
       at least `min_wallet_coinbase_outputs` of them is `pool_wallet`;
@@ -486,15 +487,19 @@ def address_labels(receipts: DataFrame, pools: DataFrame, min_coinbase_outputs: 
     listed = pool_addresses(pools).withColumn(
         "_rank", F.row_number().over(Window.partitionBy("address").orderBy("pool_id"))
     ).where("_rank = 1").select("address", "pool_id", "pool_name", F.lit(True).alias("_listed"))
-    top = paid.withColumn(
-        "_rank", F.row_number().over(Window.partitionBy("address").orderBy(F.desc("coinbase_outputs"), "pool_id"))
-    ).where("_rank = 1").drop("_rank", "tagged_outputs").join(styles, "pool_id", "left").join(
-        listed.select("address", "_listed"), "address", "left")
     by_receipts = (F.when((F.col("pool_payout") == "miners") & (F.col("coinbase_outputs") >= min_coinbase_outputs),
                           F.lit(COINBASE_MINER))
                    .when((F.col("pool_payout") == "wallet")
                          & (F.col("coinbase_outputs") >= min_wallet_coinbase_outputs), F.lit(POOL_WALLET)))
-    by_coinbase = top.withColumn("label_kind", by_receipts).where(F.col("label_kind").isNotNull()).withColumn(
+    # Each (address, pool) judged by that pool's rule first; then, among the pools whose rule
+    # labels the address, the one that paid it most often (an address under one pool's miner
+    # threshold can still be another pool's wallet).
+    qualified = paid.drop("tagged_outputs").join(styles, "pool_id", "left").withColumn(
+        "label_kind", by_receipts).where(F.col("label_kind").isNotNull())
+    top = qualified.withColumn(
+        "_rank", F.row_number().over(Window.partitionBy("address").orderBy(F.desc("coinbase_outputs"), "pool_id"))
+    ).where("_rank = 1").drop("_rank").join(listed.select("address", "_listed"), "address", "left")
+    by_coinbase = top.withColumn(
         "label_kind", F.when(F.col("_listed").isNotNull(), F.lit(POOL_WALLET)).otherwise(F.col("label_kind"))
     ).withColumn("label_source", F.lit("coinbase"))
     known = (

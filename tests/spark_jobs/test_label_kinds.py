@@ -187,3 +187,14 @@ def test_training_rows_carry_the_kind_and_the_original_rule(spark, pools):
     assert (got["M1"]["label"], got["M1"]["label_kind"], got["M1"]["original_label"]) == (1, "coinbase_miner", 1)
     assert (got["W1"]["label"], got["W1"]["label_kind"], got["W1"]["original_label"]) == (1, "pool_wallet", 0)
     assert (got["nobody"]["label"], got["nobody"]["label_kind"], got["nobody"]["original_label"]) == (0, None, 0)
+
+
+def test_under_one_pools_miner_threshold_an_address_can_be_another_pools_wallet(spark, pools):
+    # Z: 2 outputs of the direct pool (< 3, a casual miner there), 1 of the wallet pool's: its wallet.
+    blocks = [(1, DIRECT, "tag"), (2, DIRECT, "tag"), (3, DIRECT, "tag"), (4, WALLET, "tag")]
+    coinbase = ([(b, "pubkeyhash", f"M{i}", 100) for b in (1, 2, 3) for i in range(1, 7)]
+                + [(1, "pubkeyhash", "Z", 5), (2, "pubkeyhash", "Z", 5), (4, "pubkeyhash", "Z", 600)])
+    labels = _labels(_receipts(spark, blocks, coinbase), pools)
+    assert (labels["Z"]["label_kind"], labels["Z"]["pool_name"], labels["Z"]["coinbase_outputs"]) == (
+        "pool_wallet", WALLET[1], 1)
+    assert labels["M1"]["label_kind"] == "coinbase_miner"  # the direct pool's steady miners stay miners
