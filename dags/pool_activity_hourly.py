@@ -1,8 +1,9 @@
 """
 ### pool_activity_hourly — who is mining right now: blocks per pool, every hour
 
-**Runbook.** Each hourly run (its UTC hour: the logical date's hour, or the form's `hour`)
-re-reads the blocks of its window — the run's hour and the `window_hours` − 1 hours before it
+**Runbook.** Each hourly run (its UTC hour: the last complete hour before its logical date — the
+13:00 run's is 12:00–13:00 — or the form's `hour`) re-reads the blocks of its window — the run's
+hour and the `window_hours` − 1 hours before it
 (default 3) — attributes each block to its pool with the same code as the daily features
 (`pool_classifier.attribution`: payout address, then coinbase tag, as mempool does), and replaces
 each hour of the window in the table `pool_activity_hourly`
