@@ -48,7 +48,7 @@ from airflow.sdk import Param, chain, dag
 
 from pool_classifier import steps
 from pool_classifier.orchestration import tasks_for
-from pool_classifier.orchestration.alerts import OnCallNotifier, dag_deadline
+from pool_classifier.orchestration.alerts import dag_deadline, dag_default_args
 from pool_classifier.steps.check_request import param_schemas
 from pool_classifier.targets import current_target
 
@@ -68,12 +68,7 @@ TASKS = tasks_for(TARGET)
     tags=["bitcoin", "mining-pools", "ml", f"target:{TARGET.name}"],
     params={name: Param(**schema) for name, schema in param_schemas(TARGET.name).items()},
     deadline=dag_deadline(),
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "on_failure_callback": OnCallNotifier(),
-    },
+    default_args=dag_default_args(retry_delay=timedelta(minutes=5)),
 )
 def mining_pool_classifier():
     chain(

@@ -45,7 +45,7 @@ from airflow.sdk import Param, chain, dag
 
 from pool_classifier import steps
 from pool_classifier.orchestration import hourly_tasks_for
-from pool_classifier.orchestration.alerts import OnCallNotifier
+from pool_classifier.orchestration.alerts import dag_default_args
 from pool_classifier.targets import current_target
 
 TARGET = current_target()
@@ -69,12 +69,7 @@ TASKS = hourly_tasks_for(TARGET)
         "window_hours": Param(3, type="integer", minimum=2, maximum=48,
                               description="hours re-read by each run, its own included (≥ 2: late blocks, reorgs)"),
     },
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=2),
-        "on_failure_callback": OnCallNotifier(),
-    },
+    default_args=dag_default_args(retry_delay=timedelta(minutes=2)),
 )
 def pool_activity_hourly():
     chain(

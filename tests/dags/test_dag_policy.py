@@ -2,14 +2,11 @@
 needs (owner, tags, retries, docs); parsing them stays cheap."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
 from pool_classifier import steps
 from tests.conftest import PROJECT_ROOT
+from tests.dags.parsing import modules_loaded_by_parsing
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 
@@ -139,17 +136,9 @@ def test_parsing_imports_nothing_heavy(target_name, allowed, monkeypatch):
         from tests.orchestration.gcp_dag import gcp_environment
 
         gcp_environment(monkeypatch)
-    code = (
-        "import runpy, sys, json; "
-        f"runpy.run_path({str(DAGS_FOLDER / 'mining_pool_classifier.py')!r}); "
-        "print(json.dumps([m for m in ('duckdb', 'pyspark', 'sklearn', 'pandas', 'sqlglot', "
-        "'joblib') if m in sys.modules]))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-        env={**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT / "plugins")},
-    )
-    assert [m for m in json.loads(out.stdout.strip().splitlines()[-1]) if m not in allowed] == []
+    loaded = modules_loaded_by_parsing(DAGS_FOLDER / "mining_pool_classifier.py",
+                                       ("duckdb", "pyspark", "sklearn", "pandas", "sqlglot", "joblib"))
+    assert [m for m in loaded if m not in allowed] == []
 
 
 def test_unknown_target_is_refused_by_name(monkeypatch):

@@ -3,14 +3,11 @@ task's runbook doc from its step's declaration, the schedule and the form, cheap
 policies every DAG shares (owner, tags, retries, docs) run over the DagBag in test_dag_policy.py."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
 from pool_classifier import steps
 from tests.conftest import PROJECT_ROOT
+from tests.dags.parsing import modules_loaded_by_parsing
 
 DAG_FILE = PROJECT_ROOT / "dags" / "pool_activity_hourly.py"
 HOURLY_STEPS = ["merge_pool_activity", "publish_pool_activity"]
@@ -84,17 +81,9 @@ def test_parsing_imports_nothing_heavy(target_name, allowed, monkeypatch):
         from tests.orchestration.gcp_dag import gcp_environment
 
         gcp_environment(monkeypatch)
-    code = (
-        "import runpy, sys, json; "
-        f"runpy.run_path({str(DAG_FILE)!r}); "
-        "print(json.dumps([m for m in ('duckdb', 'pyspark', 'sklearn', 'pandas', 'pyarrow', 'sqlglot', "
-        "'joblib') if m in sys.modules]))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-        env={**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT / "plugins")},
-    )
-    assert [m for m in json.loads(out.stdout.strip().splitlines()[-1]) if m not in allowed] == []
+    loaded = modules_loaded_by_parsing(DAG_FILE, ("duckdb", "pyspark", "sklearn", "pandas", "pyarrow", "sqlglot",
+                                                  "joblib"))
+    assert [m for m in loaded if m not in allowed] == []
 
 
 def test_the_gcp_query_is_capped_pruned_and_refused_without_its_partition_filter():

@@ -277,3 +277,14 @@ def dag_deadline():
     if os.environ.get(DEADLINE_SWITCH, "on").lower() in ("off", "0", "false", "no"):
         return None
     return daily_run_deadline()
+
+
+def dag_default_args(retry_delay: dt.timedelta) -> dict:
+    """Every DAG's `default_args`: its owner, two retries `retry_delay` apart, and on-call told of
+    each failure (`OnCallNotifier`)."""
+    return {
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": retry_delay,
+        "on_failure_callback": OnCallNotifier(),
+    }
